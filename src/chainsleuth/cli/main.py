@@ -1,0 +1,70 @@
+"""``chainsleuth`` entry point: global options, command groups, error handling."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..config import db_path
+from ..errors import ChainsleuthError
+from . import ingest as ingest_cmd
+from . import store as store_cmd
+from .common import State, err_console
+
+app = typer.Typer(
+    name="chainsleuth",
+    help="Open-source crypto-crime forensics: ingest, cluster, attribute, trace, screen, report.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            "--db",
+            help="Ledger file (DuckDB). Default: $CHAINSLEUTH_DB or ./chainsleuth.duckdb.",
+            show_default=False,
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    ctx.obj = State(db=db_path(db), quiet=quiet)
+
+
+app.add_typer(ingest_cmd.app, name="ingest")
+store_cmd.register(app)
+
+
+def main() -> None:
+    """Run the CLI; user errors print one line and exit 2, bugs keep their traceback."""
+    try:
+        app(standalone_mode=False)
+    except ChainsleuthError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted; committed batches are kept, rerun to resume[/]")
+        sys.exit(130)
+    except typer.Abort:
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors come through here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

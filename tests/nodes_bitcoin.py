@@ -1,0 +1,1 @@
+"""Bitcoin Knots regtest fixtures (see helper)."""

@@ -1,0 +1,1 @@
+"""anvil fixtures (see helper)."""
