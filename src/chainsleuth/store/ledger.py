@@ -64,8 +64,10 @@ class Ledger:
         if read_only and not self.path.exists():
             raise StoreError(f"no ledger at {self.path} (ingest something first, or pass --db)")
         try:
+            if not read_only:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
             self.con = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.IOException as exc:
+        except (duckdb.IOException, OSError) as exc:
             raise StoreError(f"cannot open ledger {self.path}: {exc}") from exc
         if not read_only:
             self._ensure_meta()

@@ -1,0 +1,39 @@
+# chainsleuth: `make demo` runs the main job, `make test` runs the whole suite.
+# Both create .venv and install what they need on a fresh machine.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: setup demo test nodes lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+demo: setup
+	$(BIN)/chainsleuth demo
+
+nodes:
+	bash scripts/install_bitcoind.sh .nodes/bitcoin
+	bash scripts/install_anvil.sh .nodes/anvil
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+test: setup nodes lint
+	$(BIN)/pytest
+
+bench: setup nodes
+	$(BIN)/python bench/bench_blk_parse.py
+	$(BIN)/python bench/bench_rpc_bitcoin.py
+	$(BIN)/python bench/bench_rpc_ethereum.py
+
+clean:
+	rm -rf $(VENV) .nodes chainsleuth.duckdb bench/out
