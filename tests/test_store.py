@@ -269,7 +269,7 @@ def test_sql_is_read_only(tmp_path: Path) -> None:
         _eth_fixture(a)
     for bad in ("DELETE FROM eth.blocks", "COPY eth.blocks TO 'x.csv'", "ATTACH 'x.db'",
                 "SELECT 1; DROP TABLE eth.blocks", "INSTALL httpfs", "SET threads=1"):
-        with pytest.raises(ConfigError, match="read-only|parse"):
+        with pytest.raises(ConfigError, match=r"read-only|parse"):
             check_read_only(bad)
     t = run_readonly(db, "WITH x AS (SELECT * FROM eth.transfers) SELECT count(*) AS n FROM x")
     assert t.to_pylist() == [{"n": 7}]

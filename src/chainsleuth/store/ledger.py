@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeAlias
 
 import duckdb
 import pyarrow as pa
@@ -41,7 +41,7 @@ from .views import transfers_sql
 META = "chainsleuth"
 _CHAIN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
-BatchTable = pa.Table | Mapping[str, Sequence[Any]]
+BatchTable: TypeAlias = pa.Table | Mapping[str, Sequence[Any]]
 
 
 def validate_chain_name(name: str) -> str:
