@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +12,9 @@ from rich.console import Console
 
 from ..config import db_path
 
-console = Console()
+# Piped output (CI logs, files) gets a readable width instead of Rich's 80 columns.
+_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 140
+console = Console(width=_WIDTH)
 err_console = Console(stderr=True)
 
 

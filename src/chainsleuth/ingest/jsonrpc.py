@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -53,7 +53,11 @@ class JsonRpcClient:
         retries: int = 5,
         backoff: float = 0.5,
         max_connections: int = 16,
+        content_filter: Callable[[bytes], bytes] | None = None,
     ) -> None:
+        # content_filter rewrites each reply body before JSON decoding (the Bitcoin
+        # source turns BTC decimals into strings there, so no float ever holds them).
+        self.content_filter = content_filter
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise NodeError(f"not an http(s) RPC URL: {redact_url(url)}")
@@ -106,8 +110,11 @@ class JsonRpcClient:
                 if attempt < self.retries:
                     time.sleep(self.backoff * (2**attempt))
                 continue
+            content = resp.content
+            if self.content_filter is not None:
+                content = self.content_filter(content)
             try:
-                return orjson.loads(resp.content)
+                return orjson.loads(content)
             except orjson.JSONDecodeError as exc:
                 raise NodeError(
                     f"{self.display_url} answered HTTP {resp.status_code} with non-JSON: "

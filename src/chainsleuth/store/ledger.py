@@ -192,6 +192,7 @@ class Ledger:
         tables: Mapping[str, BatchTable],
         block_range: tuple[int, int],
         replace: bool | None = None,
+        replace_tables: Iterable[str] | None = None,
     ) -> dict[str, int]:
         """Atomically store the rows of blocks ``block_range`` (inclusive).
 
@@ -201,7 +202,9 @@ class Ledger:
         ``datetime`` or integer epoch seconds. Rows the store already has for the
         range are replaced (``replace=None`` decides by looking at the tip).
         Bitcoin inputs left without a resolved prevout are resolved against
-        stored outputs. Returns the number of rows written per table.
+        stored outputs. ``replace_tables`` limits the replacement to those tables
+        (an import that brings only some tables keeps the others' rows). Returns
+        the number of rows written per table.
         """
         family = self.family(chain)
         schema = TABLES[family]
@@ -216,7 +219,10 @@ class Ledger:
         self.con.execute("BEGIN TRANSACTION")
         try:
             if replace:
+                only = None if replace_tables is None else set(replace_tables)
                 for table in schema:
+                    if only is not None and table not in only:
+                        continue
                     col = block_column(table)
                     self.con.execute(
                         f'DELETE FROM "{chain}"."{table}" WHERE "{col}" BETWEEN ? AND ?', [lo, hi]

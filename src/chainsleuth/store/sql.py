@@ -138,13 +138,14 @@ def print_chain_summary(summary: list[dict[str, Any]], console: Console) -> None
         console.print("the ledger holds no chain yet")
         return
     t = Table(title="chains in the ledger")
-    for col in ("chain", "family", "network", "blocks", "heights", "time span", "rows"):
-        t.add_column(col)
+    for col in ("chain", "network", "blocks", "heights", "first/last date"):
+        t.add_column(col, no_wrap=True)
+    t.add_column("rows", no_wrap=True)
     for c in summary:
-        rows = ", ".join(f"{k} {v:,}" for k, v in c["rows"].items() if k != "blocks")
-        heights = "" if c["first_block"] is None else f"{c['first_block']}..{c['last_block']}"
-        span = "" if c["first_time"] is None else f"{c['first_time']} .. {c['last_time']}"
+        rows = "\n".join(f"{k} {v:,}" for k, v in c["rows"].items() if k != "blocks")
+        heights = "" if c["first_block"] is None else f"{c['first_block']}\n{c['last_block']}"
+        span = "" if c["first_time"] is None else f"{c['first_time']:%Y-%m-%d}\n{c['last_time']:%Y-%m-%d}"
         t.add_row(
-            c["name"], c["family"], c["network"] or "", f"{c['rows']['blocks']:,}", heights, span, rows
+            c["name"], c["network"] or c["family"], f"{c['rows']['blocks']:,}", heights, span, rows
         )
     console.print(t)

@@ -1,0 +1,331 @@
+"""Ingest an Ethereum-family chain from a node's JSON-RPC into the ledger.
+
+Per batch of blocks: one batched ``eth_getBlockByNumber(n, true)``, one batched
+``eth_getBlockReceipts`` (falling back to batched ``eth_getTransactionReceipt``
+on nodes without it), and one batched ``trace_block`` (parity/erigon/anvil) or
+``debug_traceBlockByNumber`` with the ``callTracer`` (geth). ``workers`` batches
+are fetched and mapped at once in a thread pool; the main thread writes them in
+block order through :meth:`Ledger.write_batch`, one transaction per batch, so a
+killed run loses at most the batches not yet committed and resumes after the tip.
+
+Reorgs: before a batch is written, its first block's ``parent_hash`` is checked
+against the stored block below it. On a mismatch the job walks back to the
+highest height where the stored hash equals the node's, rolls the ledger back to
+it, reports it, and continues from there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+import pyarrow as pa
+
+from ..errors import ConfigError, NodeError
+from ..store.ledger import Ledger
+from .base import IngestResult, NullProgress, Progress
+from .ethereum_mappers import (
+    Row,
+    block_to_rows,
+    geth_traces_to_rows,
+    hex_to_int,
+    parity_traces_to_rows,
+    receipts_to_rows,
+    rows_to_arrow,
+    token_transfers_from_logs,
+)
+from .jsonrpc import JsonRpcClient, RpcError
+
+TRACE_MODES = ("parity", "geth", "none")
+_METHOD_MISSING_CODES = (-32601, -32600, -32004)
+_MAX_BATCH_RETRIES = 5
+
+
+class _ChainMoved(Exception):
+    """The node's chain changed while a batch was being fetched; fetch it again."""
+
+
+@dataclass
+class _Batch:
+    lo: int
+    hi: int
+    skipped: bool = False
+    hashes: list[str] = field(default_factory=list)
+    parent_hash: str | None = None
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+    transactions: int = 0
+
+
+def _is_missing_method(err: RpcError) -> bool:
+    text = err.rpc_message.lower()
+    return err.code in _METHOD_MISSING_CODES or any(
+        s in text for s in ("not found", "not supported", "does not exist", "unsupported", "not available")
+    )
+
+
+class _Fetcher:
+    """Fetches and maps one batch of blocks. Thread-safe (shares only the client)."""
+
+    def __init__(self, client: JsonRpcClient, traces: str) -> None:
+        self.client = client
+        self.traces = traces
+        self.block_receipts = True  # switched off once the node lacks eth_getBlockReceipts
+
+    def blocks(self, lo: int, hi: int) -> list[dict[str, Any]]:
+        got = self.client.batch([("eth_getBlockByNumber", [hex(n), True]) for n in range(lo, hi + 1)])
+        for n, block in zip(range(lo, hi + 1), got, strict=True):
+            if block is None:
+                raise _ChainMoved(f"block {n} is not on the node (any more)")
+        for prev, block in pairwise(got):
+            if block["parentHash"] != prev["hash"]:
+                raise _ChainMoved(f"blocks of one batch do not chain at {hex_to_int(block['number'])}")
+        return list(got)
+
+    def receipts(self, blocks: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        with_txs = [b for b in blocks if b.get("transactions")]
+        if not with_txs:
+            return []
+        if self.block_receipts:
+            got = self.client.batch(
+                [("eth_getBlockReceipts", [b["hash"]]) for b in with_txs], return_errors=True
+            )
+            errors = [g for g in got if isinstance(g, RpcError)]
+            if not errors:
+                out: list[dict[str, Any]] = []
+                for block, receipts in zip(with_txs, got, strict=True):
+                    if receipts is None or len(receipts) != len(block["transactions"]):
+                        raise _ChainMoved(f"receipts of block {block['hash']} are not on the node")
+                    out.extend(receipts)
+                return out
+            if not _is_missing_method(errors[0]):
+                raise errors[0]
+            self.block_receipts = False
+        hashes = [tx["hash"] for b in with_txs for tx in b["transactions"]]
+        got = self.client.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
+        block_hashes = {b["hash"] for b in with_txs}
+        for r in got:
+            if r is None or r.get("blockHash") not in block_hashes:
+                raise _ChainMoved("a receipt is missing or belongs to another block")
+        return list(got)
+
+    def trace_rows(self, blocks: Sequence[dict[str, Any]]) -> list[Row]:
+        if self.traces == "none":
+            return []
+        calls: list[tuple[str, list[Any]]]
+        if self.traces == "parity":
+            calls = [("trace_block", [hex(hex_to_int(b["number"]) or 0)]) for b in blocks]
+        else:
+            calls = [
+                ("debug_traceBlockByNumber", [hex(hex_to_int(b["number"]) or 0), {"tracer": "callTracer"}])
+                for b in blocks
+            ]
+        try:
+            got = self.client.batch(calls)
+        except RpcError as exc:
+            if _is_missing_method(exc):
+                other = "geth" if self.traces == "parity" else "parity"
+                raise NodeError(
+                    f"the node does not support {exc.method} ({exc.rpc_message}); "
+                    f"use --traces {other} if it has the other trace API, or --traces none"
+                ) from exc
+            raise
+        rows: list[Row] = []
+        for block, result in zip(blocks, got, strict=True):
+            number = hex_to_int(block["number"]) or 0
+            ts = hex_to_int(block.get("timestamp"))
+            if self.traces == "parity":
+                for t in result or []:
+                    if t.get("blockHash") not in (None, block["hash"]):
+                        raise _ChainMoved(f"traces of block {number} belong to another block")
+                block_rows = parity_traces_to_rows(result or [])
+            else:
+                tx_hashes = [tx["hash"] for tx in block.get("transactions") or []]
+                items = result or []
+                if len(items) != len(tx_hashes):
+                    raise _ChainMoved(f"traces of block {number} do not match its transactions")
+                for item in items:
+                    if isinstance(item, dict) and item.get("error") and "result" not in item:
+                        raise NodeError(f"debug_traceBlockByNumber failed in block {number}: {item['error']}")
+                block_rows = geth_traces_to_rows(number, items, tx_hashes, block["hash"])
+            for r in block_rows:
+                r["block_hash"] = block["hash"]
+                r["block_timestamp"] = ts
+            rows.extend(block_rows)
+        return rows
+
+    def fetch(self, lo: int, hi: int, stored: dict[int, str]) -> _Batch:
+        last: Exception | None = None
+        for _ in range(_MAX_BATCH_RETRIES):
+            try:
+                return self._fetch_once(lo, hi, stored)
+            except _ChainMoved as exc:
+                last = exc
+        raise NodeError(f"blocks {lo}..{hi} keep changing on the node ({last}); try again later")
+
+    def _fetch_once(self, lo: int, hi: int, stored: dict[int, str]) -> _Batch:
+        blocks = self.blocks(lo, hi)
+        batch = _Batch(lo, hi, hashes=[b["hash"] for b in blocks], parent_hash=blocks[0]["parentHash"])
+        if stored and all(stored.get(lo + i) == h for i, h in enumerate(batch.hashes)):
+            batch.skipped = True  # the ledger already holds exactly these blocks
+            return batch
+        block_rows: list[Row] = []
+        tx_rows: list[Row] = []
+        timestamps: dict[int, int | None] = {}
+        for block in blocks:
+            brow, trows = block_to_rows(block)
+            block_rows.append(brow)
+            tx_rows.extend(trows)
+            timestamps[brow["number"]] = brow["timestamp"]
+        receipt_rows, log_rows = receipts_to_rows(self.receipts(blocks))
+        transfer_rows = token_transfers_from_logs(log_rows, timestamps)
+        trace_rows = self.trace_rows(blocks)
+        batch.transactions = len(tx_rows)
+        batch.tables = {
+            "blocks": rows_to_arrow("blocks", block_rows),
+            "transactions": rows_to_arrow("transactions", tx_rows),
+            "receipts": rows_to_arrow("receipts", receipt_rows),
+            "logs": rows_to_arrow("logs", log_rows),
+            "token_transfers": rows_to_arrow("token_transfers", transfer_rows),
+        }
+        if self.traces != "none":
+            batch.tables["traces"] = rows_to_arrow("traces", trace_rows)
+        return batch
+
+
+def _fork_point(ledger: Ledger, chain: str, client: JsonRpcClient, below: int) -> int:
+    """Highest height <= ``below`` whose stored hash equals the node's; -1 if none."""
+    height = below
+    step = 16
+    while height >= 0:
+        lo = max(0, height - step + 1)
+        stored = ledger.block_hashes(chain, lo, height)
+        node = client.batch([("eth_getBlockByNumber", [hex(n), False]) for n in range(lo, height + 1)])
+        for n in range(height, lo - 1, -1):
+            block = node[n - lo]
+            if n in stored and block is not None and block["hash"] == stored[n]:
+                return n
+        height = lo - 1
+        step *= 2
+    return -1
+
+
+def ingest_ethereum_rpc(
+    ledger: Ledger,
+    url: str,
+    *,
+    chain: str = "ethereum",
+    start: int | None = None,
+    end: int | None = None,
+    traces: str = "parity",
+    batch_size: int = 50,
+    workers: int = 4,
+    progress: Progress | None = None,
+    retries: int = 5,
+) -> IngestResult:
+    """Ingest blocks ``start..end`` (inclusive) of an Ethereum node into ``chain``.
+
+    ``start`` defaults to the block after the stored tip (0 on an empty chain),
+    ``end`` to the node's latest block. ``traces``: ``parity`` (``trace_block``),
+    ``geth`` (``debug_traceBlockByNumber`` callTracer) or ``none``.
+    """
+    progress = progress or NullProgress()
+    if traces not in TRACE_MODES:
+        raise ConfigError(f"traces must be one of {', '.join(TRACE_MODES)}, not {traces!r}")
+    if batch_size < 1 or workers < 1:
+        raise ConfigError("batch size and workers must be at least 1")
+    if start is not None and start < 0:
+        raise ConfigError(f"--from must be >= 0, not {start}")
+    result = IngestResult(chain=chain)
+    with JsonRpcClient(url, retries=retries, max_connections=max(4, workers * 2)) as client:
+        latest = hex_to_int(client.call("eth_blockNumber"))
+        assert latest is not None
+        ledger.ensure_chain(chain, "ethereum")
+        if start is not None and start > latest:
+            raise ConfigError(f"--from {start} is beyond the node's latest block {latest}")
+        if end is not None and end > latest:
+            raise ConfigError(f"--to {end} is beyond the node's latest block {latest}")
+        if end is None:
+            end = latest
+        if start is None:
+            tip = ledger.tip(chain)
+            start = 0 if tip is None else tip[0] + 1
+            if tip is not None and start > end:
+                # Nothing new, unless the stored tip was reorged away.
+                node_tip = client.call("eth_getBlockByNumber", hex(tip[0]), False)
+                if node_tip is not None and node_tip["hash"] == tip[1]:
+                    progress.message(f"{chain} is up to date at block {tip[0]}")
+                    return result.finish()
+                start = tip[0]
+        if end < start:
+            raise ConfigError(f"--to {end} is below --from {start}")
+        fetcher = _Fetcher(client, traces)
+        progress.start(f"ethereum → {chain}", end - start + 1)
+        _run(ledger, chain, client, fetcher, start, end, batch_size, workers, progress, result)
+    return result.finish()
+
+
+def _run(
+    ledger: Ledger, chain: str, client: JsonRpcClient, fetcher: _Fetcher, start: int, end: int,
+    batch_size: int, workers: int, progress: Progress, result: IngestResult,
+) -> None:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eth-rpc") as pool:
+        next_lo = start
+        pending: deque[Future[_Batch]] = deque()
+
+        def submit() -> None:
+            nonlocal next_lo
+            while next_lo <= end and len(pending) < workers:
+                hi = min(end, next_lo + batch_size - 1)
+                # Stored hashes are read here, in the thread that owns the connection.
+                stored = ledger.block_hashes(chain, next_lo, hi)
+                pending.append(pool.submit(fetcher.fetch, next_lo, hi, stored))
+                next_lo = hi + 1
+
+        def restart_from(height: int) -> None:
+            nonlocal next_lo
+            for fut in pending:
+                fut.cancel()
+            for fut in pending:
+                if not fut.cancelled():
+                    _wait_quietly(fut.result)
+            pending.clear()
+            next_lo = height
+
+        submit()
+        while pending:
+            batch = pending.popleft().result()
+            below = ledger.block_hashes(chain, batch.lo - 1, batch.lo - 1).get(batch.lo - 1)
+            if batch.lo > 0 and below is not None and below != batch.parent_hash:
+                fork = _fork_point(ledger, chain, client, batch.lo - 1)
+                removed = ledger.rollback_to(chain, fork)
+                result.reorgs.append((fork, removed))
+                progress.message(
+                    f"reorg: block {batch.lo} does not build on the stored block {batch.lo - 1}; "
+                    f"rolled back {removed} block(s) above height {fork}"
+                )
+                restart_from(fork + 1)
+                submit()
+                continue
+            if batch.skipped:
+                result.skipped_blocks += batch.hi - batch.lo + 1
+            else:
+                written = ledger.write_batch(chain, batch.tables, (batch.lo, batch.hi))
+                result.add_rows(written)
+                result.blocks += batch.hi - batch.lo + 1
+                result.transactions += batch.transactions
+                if result.first_block is None or batch.lo < result.first_block:
+                    result.first_block = batch.lo
+                result.last_block = max(batch.hi, result.last_block or batch.hi)
+            progress.advance(batch.hi - batch.lo + 1, batch.transactions)
+            submit()
+
+
+def _wait_quietly(get: Callable[[], Any]) -> None:
+    """Wait for an abandoned batch; its errors no longer matter."""
+    with contextlib.suppress(Exception):
+        get()
