@@ -10,6 +10,7 @@ import typer
 
 from ..config import db_path
 from ..errors import ChainsleuthError
+from . import demo as demo_cmd
 from . import ingest as ingest_cmd
 from . import store as store_cmd
 from .common import State, err_console
@@ -41,6 +42,7 @@ def _global(
 
 app.add_typer(ingest_cmd.app, name="ingest")
 store_cmd.register(app)
+app.command("demo")(demo_cmd.demo)
 
 
 def main() -> None:

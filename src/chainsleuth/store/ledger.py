@@ -183,7 +183,7 @@ class Ledger:
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         """Run SQL and return an Arrow table."""
-        return self.con.execute(sql, params or []).to_arrow_table()
+        return self.con.sql(sql, params=params or None).to_arrow_table()
 
     # -- writing -------------------------------------------------------------------
     def write_batch(
@@ -296,7 +296,7 @@ class Ledger:
         )
         self.con.execute(
             f"""UPDATE {s}.transactions AS t
-                SET input_value = agg.v,
+                SET input_value = CASE WHEN agg.unresolved = 0 THEN agg.v END,
                     fee = CASE WHEN agg.unresolved = 0 THEN agg.v - t.output_value END
                 FROM (SELECT transaction_hash, sum(value) AS v,
                              count(*) FILTER (WHERE value IS NULL) AS unresolved
@@ -304,7 +304,7 @@ class Ledger:
                       GROUP BY transaction_hash) AS agg
                 WHERE t.block_number BETWEEN ? AND ? AND t.hash = agg.transaction_hash
                   AND NOT t.is_coinbase
-                  AND (t.input_value IS DISTINCT FROM agg.v OR t.fee IS NULL)""",
+                  AND t.fee IS NULL""",
             [lo, hi, lo, hi],
         )
 
