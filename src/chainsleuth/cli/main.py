@@ -46,26 +46,19 @@ app.command("demo")(demo_cmd.demo)
 
 
 def main() -> None:
-    """Run the CLI; user errors print one line and exit 2, bugs keep their traceback."""
+    """Run the CLI; user errors print one line and exit 2, bugs keep their traceback.
+
+    Typer/Click handle usage errors themselves (exit 2 with usage help); our own
+    :class:`ChainsleuthError` propagates out of standalone mode and is printed here.
+    """
     try:
-        app(standalone_mode=False)
+        app()
     except ChainsleuthError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted; committed batches are kept, rerun to resume[/]")
         sys.exit(130)
-    except typer.Abort:
-        sys.exit(1)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors come through here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":

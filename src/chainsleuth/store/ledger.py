@@ -39,6 +39,11 @@ from .schema import (
 from .views import transfers_sql
 
 META = "chainsleuth"
+# The ledger file is attached under this catalog name, whatever the file is called:
+# opened directly, a file named bitcoin.duckdb would make "bitcoin.blocks" ambiguous
+# between the catalog and the chain's schema.
+CATALOG = "ledger"
+_RESERVED = {META, CATALOG, "main", "memory", "temp", "system", "information_schema", "pg_catalog"}
 _CHAIN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 BatchTable: TypeAlias = pa.Table | Mapping[str, Sequence[Any]]
@@ -50,8 +55,8 @@ def validate_chain_name(name: str) -> str:
             f"invalid chain name {name!r}: use lower-case letters, digits and '_', "
             "starting with a letter (e.g. bitcoin, bitcoin_regtest, ethereum_anvil)"
         )
-    if name == META:
-        raise StoreError(f"{META!r} is reserved for chainsleuth's own metadata")
+    if name in _RESERVED:
+        raise StoreError(f"{name!r} is a reserved name; choose another chain name")
     return name
 
 
@@ -66,8 +71,12 @@ class Ledger:
         try:
             if not read_only:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.con = duckdb.connect(str(self.path), read_only=read_only)
-        except (duckdb.IOException, OSError) as exc:
+            self.con = duckdb.connect(":memory:")
+            mode = " (READ_ONLY)" if read_only else ""
+            self.con.execute(f"ATTACH '{_sql_str(str(self.path))}' AS {CATALOG}{mode}")
+            self.con.execute(f"USE {CATALOG}")
+            self.con.execute(f"SET temp_directory = '{_sql_str(str(self.path))}.tmp'")
+        except (duckdb.IOException, duckdb.BinderException, OSError) as exc:
             raise StoreError(f"cannot open ledger {self.path}: {exc}") from exc
         if not read_only:
             self._ensure_meta()
@@ -307,6 +316,10 @@ class Ledger:
                   AND t.fee IS NULL""",
             [lo, hi, lo, hi],
         )
+
+
+def _sql_str(text: str) -> str:
+    return text.replace("'", "''")
 
 
 def _columns_to_arrow(data: Mapping[str, Sequence[Any]], columns: Columns) -> pa.Table:
