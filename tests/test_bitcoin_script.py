@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -159,3 +160,30 @@ def test_matches_bitcoin_etl_golden(shared_data: Path) -> None:
             assert chars.tobytes().decode() == inp["script_asm"]
             checked += 1
     assert checked >= 17
+
+
+def test_numba_base58check_matches_python_including_leading_zeros() -> None:
+    # Payloads with 0..20 leading zero bytes exercise the '1' prefix and the limb arithmetic.
+    payloads = [bytes(20)] + [bytes(z) + bytes(range(1, 21 - z)) for z in range(20)] + [b"\xff" * 20]
+    buf = np.frombuffer(b"".join(payloads), np.uint8)
+    n = len(payloads)
+    code = np.full(n, kern.T_PUBKEYHASH, np.int8)
+    code[1::2] = kern.T_SCRIPTHASH
+    poff = np.arange(n, dtype=np.int64) * 20
+    for p2pkh, p2sh in ((0, 5), (0x6F, 0xC4), (0x30, 0x32)):
+        slots, alen = kern.encode_addresses(buf, code, poff, np.full(n, 20, np.int64), np.zeros(n, np.int8),
+                                            p2pkh, p2sh, np.frombuffer(b"bc", np.uint8).copy())
+        got = [slots[i * kern.ADDR_WIDTH : i * kern.ADDR_WIDTH + alen[i]].tobytes().decode() for i in range(n)]
+        assert got == [base58check_encode(p2sh if i % 2 else p2pkh, p) for i, p in enumerate(payloads)]
+    assert got[0] == base58check_encode(0x30, bytes(20))
+    slots, alen = kern.encode_addresses(buf[:20], code[:1], poff[:1], np.full(1, 20, np.int64),
+                                        np.zeros(1, np.int8), 0, 5, np.frombuffer(b"bc", np.uint8).copy())
+    assert slots[: alen[0]].tobytes() == b"1111111111111111111114oLvT2"  # the well-known all-zero hash160
+
+
+def test_sha256_kernel_matches_hashlib() -> None:
+    data = np.frombuffer(bytes(range(256)) * 20, np.uint8)
+    out = np.zeros(32, np.uint8)
+    for n in (0, 1, 55, 56, 63, 64, 65, 119, 120, 5000):
+        kern.sha256(data, n, out)
+        assert out.tobytes() == hashlib.sha256(data[:n].tobytes()).digest(), n

@@ -263,3 +263,31 @@ def test_kill_9_then_resume_equals_clean_ingest(shared_data: Path, tmp_path: Pat
                 f"       (SELECT count(*) FROM (SELECT * FROM k.bitcoin.{t} EXCEPT ALL SELECT * FROM bitcoin.{t}))"
             ).fetchone()
             assert diff == (0, 0), t
+
+
+_TXIDS_SCRIPT = """
+import sys, numpy as np
+from chainsleuth.ingest import _blk_kernels as kern
+from chainsleuth.ingest.blk_files import parse_blocks
+data = open(sys.argv[1], "rb").read()
+size = int.from_bytes(data[4:8], "little")
+pb = parse_blocks(np.frombuffer(data[8:8 + size], np.uint8), np.array([0]), np.array([size]))
+print(kern.HAVE_OPENSSL, pb.txid_raw.tobytes().hex())
+"""
+
+
+@pytest.mark.parametrize("backend", ["default", "numba"])
+def test_txids_of_segwit_block_with_each_sha256_backend(shared_data: Path, backend: str) -> None:
+    """txids (non-witness serialisation for segwit txs) from OpenSSL and from the Numba fallback."""
+    path = _raw(shared_data) / "scriptwitness.blk"
+    env = dict(os.environ)
+    env.pop("CHAINSLEUTH_SHA256", None)
+    if backend == "numba":
+        env["CHAINSLEUTH_SHA256"] = "numba"
+    out = subprocess.run([sys.executable, "-c", _TXIDS_SCRIPT, str(path)], env=env, check=True,
+                         capture_output=True, text=True, timeout=300).stdout.split()
+    if backend == "numba":
+        assert out[0] == "False"
+    blk = CBlock.deserialize(_blocks_of(path)[0])
+    assert any(tx.has_witness() for tx in blk.vtx)
+    assert out[1] == b"".join(tx.GetTxid() for tx in blk.vtx).hex()

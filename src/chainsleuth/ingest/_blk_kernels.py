@@ -11,7 +11,11 @@ output: Arrow string columns are built straight from the buffers.
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir as _ir
 from numba import njit
+from numba.core import cgutils as _cgutils
+from numba.core import types as _types
+from numba.extending import intrinsic as _intrinsic
 
 from .bitcoin_script import OP_NAMES
 
@@ -53,6 +57,228 @@ _SHA_K = np.array([
 _SHA_H0 = np.array([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                     0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19], dtype=np.int64)
 _M32 = 0xFFFFFFFF
+
+
+# -- SHA-256 ------------------------------------------------------------------------
+#
+# txids hash every byte of every transaction twice. OpenSSL's one-shot ``SHA256``
+# (SHA-NI/AVX2 code paths) is called straight from the Numba loops, so there is no
+# Python call per transaction. The symbol is bound by name when the kernels are
+# linked, which keeps ``cache=True`` valid. Where libcrypto cannot be loaded, a
+# Numba SHA-256 compiled as a C callback is registered under the same symbol.
+
+
+@njit(cache=True)
+def _rotr(x, n):
+    return ((x >> n) | (x << (32 - n))) & _M32
+
+
+@njit(cache=True)
+def _sha256_compress(state, msg, off, w):
+    for i in range(16):
+        p = off + 4 * i
+        w[i] = (np.int64(msg[p]) << 24) | (np.int64(msg[p + 1]) << 16) | (np.int64(msg[p + 2]) << 8) \
+            | np.int64(msg[p + 3])
+    for i in range(16, 64):
+        s0 = _rotr(w[i - 15], 7) ^ _rotr(w[i - 15], 18) ^ (w[i - 15] >> 3)
+        s1 = _rotr(w[i - 2], 17) ^ _rotr(w[i - 2], 19) ^ (w[i - 2] >> 10)
+        w[i] = (w[i - 16] + s0 + w[i - 7] + s1) & _M32
+    a, b, c, d, e, f, g, h = state[0], state[1], state[2], state[3], state[4], state[5], state[6], state[7]
+    for i in range(64):
+        sig1 = _rotr(e, 6) ^ _rotr(e, 11) ^ _rotr(e, 25)
+        ch = (e & f) ^ ((~e & _M32) & g)
+        t1 = (h + sig1 + ch + _SHA_K[i] + w[i]) & _M32
+        sig0 = _rotr(a, 2) ^ _rotr(a, 13) ^ _rotr(a, 22)
+        maj = (a & b) ^ (a & c) ^ (b & c)
+        t2 = (sig0 + maj) & _M32
+        h, g, f, e, d, c, b, a = g, f, e, (d + t1) & _M32, c, b, a, (t1 + t2) & _M32
+    state[0] = (state[0] + a) & _M32
+    state[1] = (state[1] + b) & _M32
+    state[2] = (state[2] + c) & _M32
+    state[3] = (state[3] + d) & _M32
+    state[4] = (state[4] + e) & _M32
+    state[5] = (state[5] + f) & _M32
+    state[6] = (state[6] + g) & _M32
+    state[7] = (state[7] + h) & _M32
+
+
+CTX_BYTES = 256  # >= sizeof(SHA256_CTX) (112) and the fallback's state + pending block
+
+
+@njit(cache=True)
+def _ctx_update(ctx, msg, length):
+    """Fallback SHA256_Update. ``ctx``: bytes 0..63 the state (int64 words), 64 the
+    length so far, 72 the bytes pending, 128..191 the pending block."""
+    words = ctx[:80].view(np.int64)
+    state = words[:8]
+    block = ctx[128:192]
+    w = np.empty(64, dtype=np.int64)
+    fill = words[9]
+    k = 0
+    if fill:
+        while k < length and fill < 64:
+            block[fill] = msg[k]
+            fill += 1
+            k += 1
+        if fill == 64:
+            _sha256_compress(state, block, 0, w)
+            fill = 0
+    while length - k >= 64:
+        _sha256_compress(state, msg, k, w)
+        k += 64
+    while k < length:
+        block[fill] = msg[k]
+        fill += 1
+        k += 1
+    words[8] += length
+    words[9] = fill
+
+
+@njit(cache=True)
+def _ctx_final(ctx, out):
+    words = ctx[:80].view(np.int64)
+    total = words[8]
+    pad = np.zeros(72, dtype=np.uint8)
+    pad[0] = 0x80
+    npad = (55 - total) % 64 + 1
+    bits = total * 8
+    for k in range(8):
+        pad[npad + 7 - k] = (bits >> (8 * k)) & 0xFF
+    _ctx_update(ctx, pad, npad + 8)
+    for i in range(8):
+        v = words[i]
+        out[4 * i] = (v >> 24) & 0xFF
+        out[4 * i + 1] = (v >> 16) & 0xFF
+        out[4 * i + 2] = (v >> 8) & 0xFF
+        out[4 * i + 3] = v & 0xFF
+
+
+def _bind_sha256() -> bool:
+    """Make ``SHA256_Init/Update/Final`` resolvable for the kernels; True when from OpenSSL.
+
+    OpenSSL 3's one-shot ``SHA256()`` looks the algorithm up on every call (~6x slower
+    for small inputs), hence the low-level context functions.
+    """
+    import ctypes
+    import ctypes.util
+    import os
+    import sys
+
+    import llvmlite.binding as llvm
+
+    if sys.platform.startswith("linux") and os.environ.get("CHAINSLEUTH_SHA256") != "numba":
+        # (not on macOS: it aborts the process on unversioned libcrypto loads)
+        names = [n for n in (ctypes.util.find_library("crypto"),) if n] + ["libcrypto.so.3", "libcrypto.so.1.1"]
+        for name in names:
+            try:
+                lib = ctypes.CDLL(name)
+                lib.SHA256_Init, lib.SHA256_Update, lib.SHA256_Final  # noqa: B018 (must be exported)
+                llvm.load_library_permanently(name)
+            except (OSError, AttributeError, RuntimeError):
+                continue
+            return True
+    from numba import carray, cfunc
+    from numba.core import types as nbt
+
+    u8p = nbt.CPointer(nbt.uint8)
+
+    @cfunc(nbt.int32(u8p), cache=True)
+    def _init(ctx):
+        words = carray(ctx, (CTX_BYTES,))[:80].view(np.int64)
+        for i in range(8):
+            words[i] = _SHA_H0[i]
+        words[8] = 0
+        words[9] = 0
+        return 1
+
+    @cfunc(nbt.int32(u8p, u8p, nbt.int64), cache=True)
+    def _update(ctx, src, length):
+        _ctx_update(carray(ctx, (CTX_BYTES,)), carray(src, (max(length, 1),)), length)
+        return 1
+
+    @cfunc(nbt.int32(u8p, u8p), cache=True)
+    def _final(out, ctx):
+        _ctx_final(carray(ctx, (CTX_BYTES,)), carray(out, (32,)))
+        return 1
+
+    for name, fn in (("SHA256_Init", _init), ("SHA256_Update", _update), ("SHA256_Final", _final)):
+        llvm.add_symbol(name, fn.address)
+    return False
+
+
+HAVE_OPENSSL = _bind_sha256()
+
+
+def _c_call(name, params):
+    """Codegen calling C function ``name``; "p" parameters are integer addresses."""
+    def codegen(context, builder, signature, args):
+        i8p = _ir.IntType(8).as_pointer()
+        fnty = _ir.FunctionType(_ir.IntType(32), [i8p if p == "p" else _ir.IntType(64) for p in params])
+        fn = _cgutils.get_or_insert_function(builder.module, fnty, name)
+        builder.call(fn, [builder.inttoptr(a, i8p) if p == "p" else a for a, p in zip(args, params, strict=True)])
+        return context.get_dummy_value()
+    return codegen
+
+
+@_intrinsic
+def _sha_init(typingctx, ctx):
+    return _types.void(_types.uintp), _c_call("SHA256_Init", "p")
+
+
+@_intrinsic
+def _sha_update(typingctx, ctx, src, length):
+    return _types.void(_types.uintp, _types.uintp, _types.int64), _c_call("SHA256_Update", "ppi")
+
+
+@_intrinsic
+def _sha_final(typingctx, dst, ctx):
+    return _types.void(_types.uintp, _types.uintp), _c_call("SHA256_Final", "pp")
+
+
+@njit(cache=True)
+def _sha256_at(src_addr, length, dst_addr, ctx_addr):
+    """SHA-256 of ``length`` bytes at address ``src_addr`` into ``dst_addr`` (32 bytes)."""
+    _sha_init(ctx_addr)
+    _sha_update(ctx_addr, src_addr, np.int64(length))
+    _sha_final(dst_addr, ctx_addr)
+
+
+@njit(cache=True)
+def sha256(msg, length, out):
+    """SHA-256 of ``msg[:length]`` into ``out[:32]``."""
+    ctx = np.empty(CTX_BYTES, dtype=np.uint8)
+    _sha256_at(msg.ctypes.data, length, out.ctypes.data, ctx.ctypes.data)
+
+
+@njit(cache=True)
+def _txids(buf, tx_start, tx_end, tx_wit):
+    nt = tx_start.shape[0]
+    out = np.empty(nt * 32, dtype=np.uint8)
+    first = np.empty(32, dtype=np.uint8)
+    ctx = np.empty(CTX_BYTES, dtype=np.uint8)
+    c = ctx.ctypes.data
+    base = buf.ctypes.data
+    out_base = out.ctypes.data
+    first_addr = first.ctypes.data
+    for i in range(nt):
+        s = tx_start[i]
+        e = tx_end[i]
+        w = tx_wit[i]
+        _sha_init(c)
+        if w:  # the txid hashes version | inputs | outputs | locktime (BIP141)
+            _sha_update(c, base + s, np.int64(4))
+            _sha_update(c, base + s + 6, np.int64(w - s - 6))
+            _sha_update(c, base + e - 4, np.int64(4))
+        else:
+            _sha_update(c, base + s, np.int64(e - s))
+        _sha_final(first_addr, c)
+        _sha256_at(first_addr, 32, out_base + 32 * i, c)
+    return out
+
+
+def txids(buf: np.ndarray, tx_start: np.ndarray, tx_end: np.ndarray, tx_wit: np.ndarray) -> np.ndarray:
+    """Double SHA-256 (internal byte order) of every transaction, ``nt * 32`` bytes."""
+    return _txids(np.ascontiguousarray(buf), tx_start, tx_end, tx_wit)
 
 
 # -- structure scan -------------------------------------------------------------------
@@ -212,6 +438,11 @@ def scan_blocks(buf, bstarts, bends, fill, counts, blk_ntx,
 # -- hex and asm text -----------------------------------------------------------------
 
 
+# Two hex characters per byte value, as one little-endian uint16 (one store per byte).
+HEX_PAIRS = np.array([ord("0123456789abcdef"[b >> 4]) | (ord("0123456789abcdef"[b & 15]) << 8)
+                      for b in range(256)], dtype=np.uint16)
+
+
 @njit(cache=True)
 def hex_slices(buf, offs, lens, reverse):
     """Hex text of each ``buf[offs[i]:offs[i]+lens[i]]``: (chars, int64 offsets)."""
@@ -220,17 +451,18 @@ def hex_slices(buf, offs, lens, reverse):
     offsets[0] = 0
     for i in range(n):
         offsets[i + 1] = offsets[i] + 2 * lens[i]
-    out = np.empty(offsets[n], dtype=np.uint8)
+    pairs = np.empty(offsets[n] // 2, dtype=np.uint16)
     for i in range(n):
         o = offs[i]
         n_bytes = lens[i]
-        p = offsets[i]
-        for k in range(n_bytes):
-            byte = buf[o + n_bytes - 1 - k] if reverse else buf[o + k]
-            out[p] = HEX_CHARS[byte >> 4]
-            out[p + 1] = HEX_CHARS[byte & 15]
-            p += 2
-    return out, offsets
+        p = offsets[i] // 2
+        if reverse:
+            for k in range(n_bytes):
+                pairs[p + k] = HEX_PAIRS[buf[o + n_bytes - 1 - k]]
+        else:
+            for k in range(n_bytes):
+                pairs[p + k] = HEX_PAIRS[buf[o + k]]
+    return pairs.view(np.uint8), offsets
 
 
 @njit(cache=True)
@@ -439,82 +671,62 @@ def classify_outputs(buf, offs, lens):
     return code, poff, plen, wver
 
 
-@njit(cache=True)
-def _rotr(x, n):
-    return ((x >> n) | (x << (32 - n))) & _M32
+_B58_LIMB = np.uint64(58**5)  # base-58 digits five at a time: a limb times 2**32 fits 64 bits
 
 
 @njit(cache=True)
-def sha256_block_msg(msg, length, out, w):
-    """SHA-256 of ``msg[:length]`` (length <= 55, one block) into ``out[0:32]``; ``w`` is scratch."""
-    for i in range(16):
-        word = np.int64(0)
-        for j in range(4):
-            idx = i * 4 + j
-            if idx < length:
-                byte = np.int64(msg[idx])
-            elif idx == length:
-                byte = np.int64(0x80)
-            elif idx >= 56:
-                byte = ((length * 8) >> (8 * (63 - idx))) & 0xFF
-            else:
-                byte = np.int64(0)
-            word = (word << 8) | byte
-        w[i] = word
-    for i in range(16, 64):
-        s0 = _rotr(w[i - 15], 7) ^ _rotr(w[i - 15], 18) ^ (w[i - 15] >> 3)
-        s1 = _rotr(w[i - 2], 17) ^ _rotr(w[i - 2], 19) ^ (w[i - 2] >> 10)
-        w[i] = (w[i - 16] + s0 + w[i - 7] + s1) & _M32
-    a, b, c, d, e, f, g, h = (_SHA_H0[0], _SHA_H0[1], _SHA_H0[2], _SHA_H0[3],
-                              _SHA_H0[4], _SHA_H0[5], _SHA_H0[6], _SHA_H0[7])
-    for i in range(64):
-        sig1 = _rotr(e, 6) ^ _rotr(e, 11) ^ _rotr(e, 25)
-        ch = (e & f) ^ ((~e & _M32) & g)
-        t1 = (h + sig1 + ch + _SHA_K[i] + w[i]) & _M32
-        sig0 = _rotr(a, 2) ^ _rotr(a, 13) ^ _rotr(a, 22)
-        maj = (a & b) ^ (a & c) ^ (b & c)
-        t2 = (sig0 + maj) & _M32
-        h, g, f, e, d, c, b, a = g, f, e, (d + t1) & _M32, c, b, a, (t1 + t2) & _M32
-    hs = (a, b, c, d, e, f, g, h)
-    for i in range(8):
-        v = (hs[i] + _SHA_H0[i]) & _M32
-        out[4 * i] = (v >> 24) & 0xFF
-        out[4 * i + 1] = (v >> 16) & 0xFF
-        out[4 * i + 2] = (v >> 8) & 0xFF
-        out[4 * i + 3] = v & 0xFF
-
-
-@njit(cache=True)
-def _base58check(buf, poff, version, out, p, payload, h1, h2, w, digits):
+def _base58check(buf, poff, version, out, p, payload, h1, h2, limbs, ctx):
+    """Base58Check of version byte + 20-byte payload at ``buf[poff:]``; returns the length."""
     payload[0] = version
     for k in range(20):
         payload[1 + k] = buf[poff + k]
-    sha256_block_msg(payload, 21, h1, w)
-    sha256_block_msg(h1, 32, h2, w)
+    _sha256_at(payload.ctypes.data, 21, h1.ctypes.data, ctx.ctypes.data)
+    _sha256_at(h1.ctypes.data, 32, h2.ctypes.data, ctx.ctypes.data)
     for k in range(4):
         payload[21 + k] = h2[k]
-    nd = 0
-    for k in range(25):
-        carry = np.uint64(payload[k])
-        for j in range(nd):
-            carry += np.uint64(digits[j]) << np.uint64(8)
-            q58 = carry // np.uint64(58)
-            digits[j] = carry - q58 * np.uint64(58)
-            carry = q58
+    # The 25 bytes as one number: the first byte, then six 32-bit words, into base-58**5 limbs.
+    nl = 0
+    for c in range(7):
+        if c == 0:
+            carry = np.uint64(payload[0])
+            shift = np.uint64(8)
+        else:
+            o = 1 + 4 * (c - 1)
+            carry = (np.uint64(payload[o]) << np.uint64(24)) | (np.uint64(payload[o + 1]) << np.uint64(16)) \
+                | (np.uint64(payload[o + 2]) << np.uint64(8)) | np.uint64(payload[o + 3])
+            shift = np.uint64(32)
+        for j in range(nl):
+            carry += limbs[j] << shift
+            q = carry // _B58_LIMB
+            limbs[j] = carry - q * _B58_LIMB
+            carry = q
         while carry > np.uint64(0):
-            q58 = carry // np.uint64(58)
-            digits[nd] = carry - q58 * np.uint64(58)
-            nd += 1
-            carry = q58
+            q = carry // _B58_LIMB
+            limbs[nl] = carry - q * _B58_LIMB
+            nl += 1
+            carry = q
     q = p
-    for k in range(25):
+    for k in range(25):  # each leading zero byte is a '1'
         if payload[k] != 0:
             break
         out[q] = B58_CHARS[0]
         q += 1
-    for j in range(nd - 1, -1, -1):
-        out[q] = B58_CHARS[digits[j]]
-        q += 1
+    started = False
+    for j in range(nl - 1, -1, -1):
+        v = limbs[j]
+        d4 = v % np.uint64(58)
+        v //= np.uint64(58)
+        d3 = v % np.uint64(58)
+        v //= np.uint64(58)
+        d2 = v % np.uint64(58)
+        v //= np.uint64(58)
+        d1 = v % np.uint64(58)
+        d0 = v // np.uint64(58)
+        for d in (d0, d1, d2, d3, d4):
+            if started or d != 0:
+                started = True
+                out[q] = B58_CHARS[d]
+                q += 1
     return q - p
 
 
@@ -576,15 +788,15 @@ def encode_addresses(buf, code, poff, plen, wver, p2pkh, p2sh, hrp):
     payload = np.empty(25, dtype=np.uint8)
     h1 = np.empty(32, dtype=np.uint8)
     h2 = np.empty(32, dtype=np.uint8)
-    w = np.empty(64, dtype=np.int64)
-    digits = np.zeros(40, dtype=np.int64)
+    limbs = np.zeros(8, dtype=np.uint64)
+    ctx = np.empty(CTX_BYTES, dtype=np.uint8)
     for i in range(n):
         c = code[i]
         p = i * ADDR_WIDTH
         if c == T_PUBKEYHASH:
-            alen[i] = _base58check(buf, poff[i], p2pkh, out, p, payload, h1, h2, w, digits)
+            alen[i] = _base58check(buf, poff[i], p2pkh, out, p, payload, h1, h2, limbs, ctx)
         elif c == T_SCRIPTHASH:
-            alen[i] = _base58check(buf, poff[i], p2sh, out, p, payload, h1, h2, w, digits)
+            alen[i] = _base58check(buf, poff[i], p2sh, out, p, payload, h1, h2, limbs, ctx)
         elif T_WPKH <= c <= T_ANCHOR:  # the five witness-program codes are consecutive
             alen[i] = _bech32(buf, poff[i], plen[i], wver[i], hrp, out, p)
     return out, alen
@@ -633,3 +845,82 @@ def assemble_lists(slots, alen, count, extra_buf, extra_off, extra_first):
                 v += 1
                 val_off[v] = p
     return chars, val_off, list_off
+
+
+# -- linking inputs to outputs of the same batch ---------------------------------------
+
+
+@njit(cache=True)
+def _key64(a, off):
+    v = np.uint64(0)
+    for k in range(8):
+        v |= np.uint64(a[off + k]) << np.uint64(8 * k)
+    return v
+
+
+@njit(cache=True)
+def link_inputs(buf, txid_raw, in_prev, in_vout, in_tx, tx_nout, tx_out_first, out_value):
+    """Resolve inputs against the outputs of this batch (open-addressing table on txids).
+
+    Returns ``(src_out, in_value, unresolved_per_tx, in_sum_per_tx)``; ``src_out`` is
+    -1 where the prevout is not in the batch. With duplicate txids (BIP30) the
+    earliest transaction wins.
+    """
+    nt = tx_nout.shape[0]
+    size = 16
+    while size < 2 * nt:
+        size *= 2
+    mask = np.uint64(size - 1)
+    table = np.zeros(size, dtype=np.int64)  # tx index + 1, 0 = empty
+    for t in range(nt):
+        h = _key64(txid_raw, 32 * t) & mask
+        while table[h] != 0:
+            h = (h + np.uint64(1)) & mask
+        table[h] = t + 1
+    n = in_prev.shape[0]
+    src_out = np.full(n, -1, dtype=np.int64)
+    in_value = np.zeros(n, dtype=np.int64)
+    unresolved = np.zeros(nt, dtype=np.int64)
+    in_sum = np.zeros(nt, dtype=np.int64)
+    for i in range(n):
+        p = in_prev[i]
+        h = _key64(buf, p) & mask
+        src = -1
+        while table[h] != 0:
+            t = table[h] - 1
+            same = True
+            for k in range(32):
+                if txid_raw[32 * t + k] != buf[p + k]:
+                    same = False
+                    break
+            if same:
+                src = t
+                break
+            h = (h + np.uint64(1)) & mask
+        tx = in_tx[i]
+        if src >= 0 and in_vout[i] < tx_nout[src]:
+            o = tx_out_first[src] + in_vout[i]
+            src_out[i] = o
+            in_value[i] = out_value[o]
+            in_sum[tx] += out_value[o]
+        else:
+            unresolved[tx] += 1
+    return src_out, in_value, unresolved, in_sum
+
+
+@njit(cache=True)
+def gather_fixed(chars, width, idx):
+    """Row ``i`` = the ``width`` characters of string ``idx[i]`` in a fixed-width buffer.
+
+    ``width`` must be a multiple of 8 (copied as 64-bit words).
+    """
+    words = width // 8
+    src = chars.view(np.uint64)
+    n = idx.shape[0]
+    out = np.empty(n * words, dtype=np.uint64)
+    for i in range(n):
+        s = idx[i] * words
+        d = i * words
+        for k in range(words):
+            out[d + k] = src[s + k]
+    return out.view(np.uint8)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -88,23 +88,32 @@ def _read(path: Path, offset: int = 0, size: int = -1) -> bytes:
         raise BlockFileError(f"{path}: cannot read: {exc.strerror or exc}") from exc
 
 
+def _varint_py(buf: np.ndarray, pos: int) -> tuple[int, int]:
+    # Plain Python: a handful of calls per block, and no JIT dispatch on the scan path.
+    b = int(buf[pos])
+    if b < 0xFD:
+        return b, pos + 1
+    width = 2 if b == 0xFD else 4 if b == 0xFE else 8
+    return int.from_bytes(buf[pos + 1 : pos + 1 + width].tobytes(), "little"), pos + 1 + width
+
+
 def _bip34_height(buf: np.ndarray, start: int, end: int) -> int | None:
     """The height a version >= 2 block's coinbase scriptSig starts with (BIP34)."""
     try:
         pos = start + 80
-        _, pos = kern._varint(buf, pos, end)
+        _, pos = _varint_py(buf, pos)
         pos += 4
         if buf[pos] == 0:
             pos += 2
-        _, pos = kern._varint(buf, pos, end)
+        _, pos = _varint_py(buf, pos)
         pos += 36
-        slen, pos = kern._varint(buf, pos, end)
-        if slen < 1:
+        slen, pos = _varint_py(buf, pos)
+        if slen < 1 or pos >= end:
             return None
         op = int(buf[pos])
         if 0x51 <= op <= 0x60:  # small heights are pushed as OP_1..OP_16 (regtest)
             return op - 0x50
-        if 1 <= op <= 8 and op < slen:
+        if 1 <= op <= 8 and op < slen and pos + 1 + op <= end:
             raw = bytes(buf[pos + 1 : pos + 1 + op])
             if raw[-1] & 0x80:
                 return None
@@ -172,9 +181,66 @@ def _validate(path: Path, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray)
 
 
 def _strings(chars: np.ndarray, offsets: np.ndarray) -> pa.Array:
-    return pa.LargeStringArray.from_buffers(
-        len(offsets) - 1, pa.py_buffer(offsets.astype(np.int64)), pa.py_buffer(chars)
-    )
+    """Arrow ``string`` (``large_string`` beyond 2 GiB of text) over a char buffer."""
+    n = len(offsets) - 1
+    if offsets[-1] < 2**31:
+        return pa.StringArray.from_buffers(n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(chars))
+    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets.astype(np.int64)), pa.py_buffer(chars))
+
+
+def _fixed_strings(chars: np.ndarray, width: int, n: int) -> pa.Array:
+    return _strings(chars, np.arange(n + 1, dtype=np.int64) * width)
+
+
+@dataclass
+class ParsedBlocks:
+    """Structure of a batch of blocks: what a deserialiser yields, as columns.
+
+    Scripts, prevout hashes and witness items are ``(offset, length)`` pairs into
+    the batch buffer; ``txid_raw`` is the double SHA-256 of each transaction
+    (internal byte order, ``nt * 32`` bytes).
+    """
+
+    blk_ntx: np.ndarray
+    tx_start: np.ndarray
+    tx_end: np.ndarray
+    tx_wit: np.ndarray  # start of the witness section, 0 for a legacy transaction
+    tx_version: np.ndarray
+    tx_locktime: np.ndarray
+    tx_in_first: np.ndarray
+    tx_nin: np.ndarray
+    tx_out_first: np.ndarray
+    tx_nout: np.ndarray
+    in_prev: np.ndarray
+    in_vout: np.ndarray
+    in_soff: np.ndarray
+    in_slen: np.ndarray
+    in_seq: np.ndarray
+    in_wfirst: np.ndarray
+    in_wcount: np.ndarray
+    out_value: np.ndarray
+    out_soff: np.ndarray
+    out_slen: np.ndarray
+    wit_off: np.ndarray
+    wit_len: np.ndarray
+    txid_raw: np.ndarray
+
+
+def parse_blocks(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> ParsedBlocks:
+    """Walk the blocks ``buf[starts[i]:ends[i]]``: transaction structure and txids."""
+    nb = starts.shape[0]
+    counts = np.zeros(4, np.int64)
+    e = np.zeros(0, np.int64)
+    err, where = kern.scan_blocks(buf, starts, ends, False, counts, e, *([e] * 21))
+    if err:
+        raise BlockFileError(f"{kern.ERR_MESSAGES[err]} at batch byte {where}")
+    nt, ni, no, nw = (int(c) for c in counts)
+    blk_ntx = np.zeros(nb, np.int64)
+    cols = {f.name: np.empty(n, np.int64) for f, n in zip(
+        fields(ParsedBlocks)[1:-1], [nt] * 9 + [ni] * 7 + [no] * 3 + [nw] * 2, strict=True)}
+    kern.scan_blocks(buf, starts, ends, True, counts, blk_ntx, *cols.values())
+    txid_raw = kern.txids(buf, cols["tx_start"], cols["tx_end"], cols["tx_wit"])
+    return ParsedBlocks(blk_ntx=blk_ntx, txid_raw=txid_raw, **cols)
 
 
 def decode_blocks(
@@ -186,74 +252,55 @@ def decode_blocks(
     NULL value/type/addresses for the store to resolve.
     """
     params = network_params(network)
+    buf = np.ascontiguousarray(buf)
     nb = starts.shape[0]
-    counts = np.zeros(4, np.int64)
-    e = np.zeros(0, np.int64)
-    err, where = kern.scan_blocks(buf, starts, ends, False, counts, e, *([e] * 21))
-    if err:
-        raise BlockFileError(f"{kern.ERR_MESSAGES[err]} at batch byte {where}")
-    nt, ni, no, nw = (int(c) for c in counts)
+    pb = parse_blocks(buf, starts, ends)
+    blk_ntx = pb.blk_ntx
+    nt, ni, no = pb.tx_start.shape[0], pb.in_prev.shape[0], pb.out_value.shape[0]
+    tx_start, tx_end, tx_wit = pb.tx_start, pb.tx_end, pb.tx_wit
+    tx_in_first, tx_nin, tx_out_first, tx_nout = pb.tx_in_first, pb.tx_nin, pb.tx_out_first, pb.tx_nout
+    in_soff, in_slen = pb.in_soff, pb.in_slen
+    out_value, out_soff, out_slen = pb.out_value, pb.out_soff, pb.out_slen
+    txid_raw = pb.txid_raw
     i64 = np.int64
-    blk_ntx = np.zeros(nb, i64)
-    tx = [np.zeros(nt, i64) for _ in range(9)]
-    ins = [np.zeros(ni, i64) for _ in range(7)]
-    outs = [np.zeros(no, i64) for _ in range(3)]
-    wits = [np.zeros(nw, i64) for _ in range(2)]
-    kern.scan_blocks(buf, starts, ends, True, counts, blk_ntx, *tx, *ins, *outs, *wits)
-    tx_start, tx_end, tx_wit, tx_version, tx_locktime, tx_in_first, tx_nin, tx_out_first, tx_nout = tx
-    in_prev, in_vout, in_soff, in_slen, in_seq, in_wfirst, in_wcount = ins
-    out_value, out_soff, out_slen = outs
-    wit_off, wit_len = wits
 
     # Block header fields.
-    raw = buf.tobytes()
-    mv = memoryview(raw)
+    mv = memoryview(buf.data)  # (contiguous uint8: header slices without copying the batch)
     hdr = np.stack([buf[s : s + 80] for s in starts]) if nb else np.zeros((0, 80), np.uint8)
     block_hash = [hashlib.sha256(hashlib.sha256(mv[s : s + 80]).digest()).digest()[::-1].hex() for s in starts]
     u32 = hdr[:, 68:80].copy().view("<u4")
     parent_hex = [bytes(h[4:36][::-1]).hex() for h in hdr]
 
     # Transactions: ids, sizes.
-    tx_block = np.repeat(np.arange(nb), blk_ntx)
+    tx_block = np.repeat(np.arange(nb, dtype=i64), blk_ntx)
     first_tx = np.zeros(nb + 1, i64)
     np.cumsum(blk_ntx, out=first_tx[1:])
-    segwit = tx_wit > 0
     size = tx_end - tx_start
-    stripped = np.where(segwit, tx_wit - tx_start - 2 + 4, size)
+    stripped = np.where(tx_wit > 0, tx_wit - tx_start - 2 + 4, size)
     weight = stripped * 3 + size
-    digests = []
-    sha = hashlib.sha256
-    for s, w, t in zip(tx_start.tolist(), tx_wit.tolist(), tx_end.tolist(), strict=True):
-        if w:
-            h = sha(mv[s : s + 4])
-            h.update(mv[s + 6 : w])
-            h.update(mv[t - 4 : t])
-            digests.append(sha(h.digest()).digest())
-        else:
-            digests.append(sha(sha(mv[s:t]).digest()).digest())
-    txid_raw = np.frombuffer(b"".join(digests), np.uint8).reshape(nt, 32)
-    txid_hex = _strings(*kern.hex_slices(txid_raw.reshape(-1), np.arange(nt, dtype=i64) * 32,
-                                      np.full(nt, 32, i64), True))
+    txid_chars, _ = kern.hex_slices(txid_raw, np.arange(nt, dtype=i64) * 32, np.full(nt, 32, i64), True)
+    txid_hex = _fixed_strings(txid_chars, 64, nt)
     is_coinbase = np.zeros(nt, bool)
     is_coinbase[first_tx[:-1][blk_ntx > 0]] = True
+    bh_chars = np.frombuffer("".join(block_hash).encode(), np.uint8).copy()
 
     # Outputs: values, scripts, types, addresses.
-    out_tx = np.repeat(np.arange(nt), tx_nout)
-    out_index = np.arange(no) - tx_out_first[out_tx] if no else np.zeros(0, i64)
+    out_tx = np.repeat(np.arange(nt, dtype=i64), tx_nout)
+    out_index = np.arange(no, dtype=i64) - tx_out_first[out_tx]
     code, poff, plen, wver = kern.classify_outputs(buf, out_soff, out_slen)
     hrp = np.frombuffer(params.hrp.encode(), np.uint8).copy()
     slots, alen = kern.encode_addresses(buf, code, poff, plen, wver, params.p2pkh_version,
-                                     params.p2sh_version, hrp)
-    addr_count = np.where(code == kern.T_NULLDATA, 0, 1).astype(i64)
+                                        params.p2sh_version, hrp)
+    no_addr = code == kern.T_NULLDATA
+    addr_count = (~no_addr).astype(i64)
     extra_first = np.full(no, -1, i64)
-    req_sigs = pa.array(np.where((code == kern.T_NULLDATA) | (code == kern.T_NONSTANDARD), 0, 1),
-                        mask=(code == kern.T_NULLDATA) | (code == kern.T_NONSTANDARD))
+    no_req = no_addr | (code == kern.T_NONSTANDARD)
+    req_values = (~no_req).astype(i64)
     type_codes = code.astype(np.int32)
     extra: list[bytes] = []
     special = np.flatnonzero((code == kern.T_PUBKEY) | (code == kern.T_MULTISIG) | (code == kern.T_NONSTANDARD))
-    req_fix: dict[int, int | None] = {}
     for i in special.tolist():
-        script = raw[out_soff[i] : out_soff[i] + out_slen[i]]
+        script = buf[out_soff[i] : out_soff[i] + out_slen[i]].tobytes()
         if code[i] == kern.T_PUBKEY:
             addrs: tuple[str, ...] = (_p2pk_address(script[1:-1], params.p2pkh_version),)
         elif code[i] == kern.T_NONSTANDARD:
@@ -262,73 +309,59 @@ def decode_blocks(
             typ, req, addrs = classify_script(script, params.name)
             if typ != "multisig":
                 type_codes[i] = kern.T_NONSTANDARD
-                req_fix[i] = None
+                no_req[i] = True
             else:
-                req_fix[i] = req
+                no_req[i] = req is None
+                req_values[i] = req or 0
         extra_first[i] = len(extra)
         addr_count[i] = len(addrs)
         extra.extend(a.encode() for a in addrs)
-    if req_fix:
-        rs = req_sigs.to_pylist()
-        for i, r in req_fix.items():
-            rs[i] = r
-        req_sigs = pa.array(rs, pa.int64())
+    req_sigs = pa.array(req_values, mask=no_req)
     extra_off = np.zeros(len(extra) + 1, i64)
     np.cumsum([len(x) for x in extra], out=extra_off[1:])
     extra_buf = np.frombuffer(b"".join(extra), np.uint8) if extra else np.zeros(0, np.uint8)
     chars, val_off, list_off = kern.assemble_lists(slots, alen, addr_count, extra_buf, extra_off, extra_first)
-    addresses = pa.ListArray.from_arrays(pa.array(list_off, pa.int32()),
-                                         _strings(chars, val_off).cast(pa.string()))
+    addresses = pa.ListArray.from_arrays(pa.array(list_off, pa.int32()), _strings(chars, val_off))
     type_names = pa.array(kern.TYPE_NAMES, pa.string())
     out_types = type_names.take(pa.array(type_codes))
     out_script_hex = _strings(*kern.hex_slices(buf, out_soff, out_slen, False))
     out_asm = _strings(*kern.asm_slices(buf, out_soff, out_slen, False, kern.OPNAME_BUF, kern.OPNAME_OFF))
 
     # Inputs (the coinbase input is not a row: bitcoin-etl puts it in blocks.coinbase_param).
-    in_tx = np.repeat(np.arange(nt), tx_nin)
+    in_tx = np.repeat(np.arange(nt, dtype=i64), tx_nin)
     cb_in = tx_in_first[is_coinbase]
     coinbase_param = _strings(*kern.hex_slices(buf, in_soff[cb_in], in_slen[cb_in], False))
     keep = np.ones(ni, bool)
     keep[cb_in] = False
     keep_idx = np.flatnonzero(keep)
     in_tx_k = in_tx[keep_idx]
-    in_index = (np.arange(ni) - tx_in_first[in_tx])[keep_idx]
-    prev_mat = buf[in_prev[keep_idx, None] + np.arange(32)]
-    prev_hex = _strings(*kern.hex_slices(buf, in_prev[keep_idx], np.full(len(keep_idx), 32, i64), True))
-    # Resolve prevouts created in this batch (sorted txids + searchsorted).
-    txid_key = txid_raw.copy().view("S32").reshape(-1)
-    order = np.argsort(txid_key, kind="stable")
-    sorted_ids = txid_key[order]
-    prev_key = prev_mat.copy().view("S32").reshape(-1)
-    pos = np.searchsorted(sorted_ids, prev_key)
-    pos_c = np.minimum(pos, max(nt - 1, 0))
-    found = (sorted_ids[pos_c] == prev_key) if nt else np.zeros(len(prev_key), bool)
-    src_tx = order[pos_c]
-    vout = in_vout[keep_idx]
-    found &= vout < tx_nout[src_tx]
-    src_out = np.where(found, tx_out_first[src_tx] + vout, 0)
+    nk = keep_idx.shape[0]
+    in_index = (np.arange(ni, dtype=i64) - tx_in_first[in_tx])[keep_idx]
+    in_prev_k = pb.in_prev[keep_idx]
+    prev_hex = _fixed_strings(kern.hex_slices(buf, in_prev_k, np.full(nk, 32, i64), True)[0], 64, nk)
+    vout = pb.in_vout[keep_idx]
+    src_out, in_value, unresolved_per_tx, sum_per_tx = kern.link_inputs(
+        buf, txid_raw, in_prev_k, vout, in_tx_k, tx_nout, tx_out_first, out_value)
+    found = src_out >= 0
     take = pa.array(src_out, mask=~found)
-    in_value = np.where(found, out_value[src_out], 0)
-    # Per-transaction input totals, only when every input was resolved here.
-    unresolved_per_tx = np.bincount(in_tx_k[~found], minlength=nt) if nt else np.zeros(0, i64)
-    sum_per_tx = np.zeros(nt, i64)
-    np.add.at(sum_per_tx, in_tx_k, in_value)
-    total_out = np.zeros(nt, i64)
-    np.add.at(total_out, out_tx, out_value)
-    resolved_tx = unresolved_per_tx == 0
+    # Per-transaction totals; input_value/fee only when every input was resolved here.
+    out_tx_end = tx_out_first + tx_nout
+    cs_out = np.zeros(no + 1, i64)
+    np.cumsum(out_value, out=cs_out[1:])
+    total_out = cs_out[out_tx_end] - cs_out[tx_out_first]
     input_value = np.where(is_coinbase, 0, sum_per_tx)
     fee = np.where(is_coinbase, 0, sum_per_tx - total_out)
-    tx_unknown = ~(resolved_tx | is_coinbase)
+    tx_unknown = ~((unresolved_per_tx == 0) | is_coinbase)
 
     # Witness stacks: list<string> per input, NULL when the input has none (as Core's RPC).
-    wit_hex = _strings(*kern.hex_slices(buf, wit_off, wit_len, False)).cast(pa.string())
-    wcount = in_wcount[keep_idx]
-    wfirst = in_wfirst[keep_idx]
-    woffs = np.zeros(len(keep_idx) + 1, np.int32)
+    wcount = pb.in_wcount[keep_idx]
+    wfirst = pb.in_wfirst[keep_idx]
+    woffs = np.zeros(nk + 1, np.int32)
     np.cumsum(wcount, out=woffs[1:])
-    widx = np.repeat(wfirst - woffs[:-1], wcount) + np.arange(int(woffs[-1]))
+    widx = np.repeat(wfirst - woffs[:-1], wcount) + np.arange(int(woffs[-1]), dtype=i64)
     witness = pa.ListArray.from_arrays(
-        pa.array(woffs, pa.int32()), wit_hex.take(pa.array(widx, pa.int64())),
+        pa.array(woffs, pa.int32()),
+        _strings(*kern.hex_slices(buf, pb.wit_off[widx], pb.wit_len[widx], False)),
         mask=pa.array(wcount == 0),
     )
 
@@ -350,19 +383,20 @@ def decode_blocks(
         "transaction_count": blk_ntx,
         "previous_block_hash": [None if p == _ZERO_HASH else p for p in parent_hex],
     } | _block_sizes(starts, ends, blk_ntx, first_tx, size, stripped))
-    tx_bh = bh.take(pa.array(tx_block))
     tx_ts = timestamps[tx_block]
     tx_h = heights_arr[tx_block]
+    out_block = tx_block[out_tx]
+    in_block = tx_block[in_tx_k]
     transactions = pa.table({
-        "hash": txid_hex.cast(pa.string()),
+        "hash": txid_hex,
         "size": size,
         "virtual_size": (weight + 3) // 4,
-        "version": tx_version,
-        "lock_time": tx_locktime,
-        "block_hash": tx_bh,
+        "version": pb.tx_version,
+        "lock_time": pb.tx_locktime,
+        "block_hash": _fixed_strings(kern.gather_fixed(bh_chars, 64, tx_block), 64, nt),
         "block_number": tx_h,
         "block_timestamp": tx_ts,
-        "index": np.arange(nt) - first_tx[tx_block],
+        "index": np.arange(nt, dtype=i64) - first_tx[tx_block],
         "is_coinbase": is_coinbase,
         "input_count": np.where(is_coinbase, 0, tx_nin),
         "output_count": tx_nout,
@@ -371,33 +405,34 @@ def decode_blocks(
         "fee": pa.array(fee, mask=tx_unknown),
     })
     outputs = pa.table({
-        "transaction_hash": txid_hex.take(pa.array(out_tx)).cast(pa.string()),
-        "block_hash": tx_bh.take(pa.array(out_tx)),
-        "block_number": tx_h[out_tx],
-        "block_timestamp": tx_ts[out_tx],
+        "transaction_hash": _fixed_strings(kern.gather_fixed(txid_chars, 64, out_tx), 64, no),
+        "block_hash": _fixed_strings(kern.gather_fixed(bh_chars, 64, out_block), 64, no),
+        "block_number": heights_arr[out_block],
+        "block_timestamp": timestamps[out_block],
         "index": out_index,
-        "script_asm": out_asm.cast(pa.string()),
-        "script_hex": out_script_hex.cast(pa.string()),
-        "required_signatures": req_sigs.cast(pa.int64()),
+        "script_asm": out_asm,
+        "script_hex": out_script_hex,
+        "required_signatures": req_sigs,
         "type": out_types,
         "addresses": addresses,
         "value": out_value,
     })
-    in_asm = _strings(*kern.asm_slices(buf, in_soff[keep_idx], in_slen[keep_idx], True,
-                                    kern.OPNAME_BUF, kern.OPNAME_OFF))
+    in_soff_k = in_soff[keep_idx]
+    in_slen_k = in_slen[keep_idx]
+    in_asm = _strings(*kern.asm_slices(buf, in_soff_k, in_slen_k, True, kern.OPNAME_BUF, kern.OPNAME_OFF))
     inputs = pa.table({
-        "transaction_hash": txid_hex.take(pa.array(in_tx_k)).cast(pa.string()),
-        "block_hash": tx_bh.take(pa.array(in_tx_k)),
-        "block_number": tx_h[in_tx_k],
-        "block_timestamp": tx_ts[in_tx_k],
+        "transaction_hash": _fixed_strings(kern.gather_fixed(txid_chars, 64, in_tx_k), 64, nk),
+        "block_hash": _fixed_strings(kern.gather_fixed(bh_chars, 64, in_block), 64, nk),
+        "block_number": heights_arr[in_block],
+        "block_timestamp": timestamps[in_block],
         "index": in_index,
-        "spent_transaction_hash": prev_hex.cast(pa.string()),
+        "spent_transaction_hash": prev_hex,
         "spent_output_index": vout,
-        "script_asm": in_asm.cast(pa.string()),
-        "script_hex": _strings(*kern.hex_slices(buf, in_soff[keep_idx], in_slen[keep_idx], False)).cast(pa.string()),
-        "sequence": in_seq[keep_idx],
+        "script_asm": in_asm,
+        "script_hex": _strings(*kern.hex_slices(buf, in_soff_k, in_slen_k, False)),
+        "sequence": pb.in_seq[keep_idx],
         "witness": witness,
-        "required_signatures": outputs["required_signatures"].combine_chunks().take(take),
+        "required_signatures": req_sigs.take(take),
         "type": out_types.take(take),
         "addresses": addresses.take(take),
         "value": pa.array(in_value, mask=~found),
@@ -426,7 +461,7 @@ def _p2pk_cached(pubkey: bytes, version: int) -> str:
 def _take_per_block(coinbase_param: pa.Array, blk_ntx: np.ndarray) -> pa.Array:
     # One coinbase per block that has transactions (all real blocks do).
     idx = np.cumsum(blk_ntx > 0) - 1
-    return coinbase_param.cast(pa.string()).take(pa.array(idx, mask=blk_ntx == 0))
+    return coinbase_param.take(pa.array(idx, mask=blk_ntx == 0))
 
 
 def _block_sizes(starts: np.ndarray, ends: np.ndarray, blk_ntx: np.ndarray, first_tx: np.ndarray,
