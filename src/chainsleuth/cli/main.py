@@ -11,8 +11,10 @@ import typer
 from ..config import db_path
 from ..errors import ChainsleuthError
 from . import demo as demo_cmd
+from . import entities as entities_cmd
 from . import ingest as ingest_cmd
 from . import store as store_cmd
+from . import tags as tags_cmd
 from .common import State, err_console
 
 app = typer.Typer(
@@ -43,6 +45,8 @@ def _global(
 app.add_typer(ingest_cmd.app, name="ingest")
 store_cmd.register(app)
 app.command("demo")(demo_cmd.demo)
+entities_cmd.register(app)
+tags_cmd.register(app)
 
 
 def main() -> None:

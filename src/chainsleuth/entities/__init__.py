@@ -1,0 +1,1 @@
+"""Entities: address clustering with the evidence for every merge."""

@@ -1,0 +1,1 @@
+"""Tags: attribution tag store, importers, actors and address normalisation."""
