@@ -213,7 +213,8 @@ def test_rows_through_ledger_and_transfers_view(res: Path, tmp_path: Path) -> No
     token = "0xf4eced2f682ce333f96f2d8966c613ded8fc95dd"
     fee_50853 = 50853 * 50_000_000_000
     fee_21000 = 21000 * 50_000_000_000
-    assert legs[0] == (0, "fee", "0x1b63142628311395ceafeea5667e7c9026c862ca", None, "ETH", fee_50853, 1446561880)
+    miner = "0x52bc44d5378309ee2abf1539bf71de1b7d7be3b5"  # pre-London: the whole fee to the miner
+    assert legs[0] == (0, "fee", "0x1b63142628311395ceafeea5667e7c9026c862ca", miner, "ETH", fee_50853, 1446561880)
     assert legs[1] == (0, "token", "0x1b63142628311395ceafeea5667e7c9026c862ca",
                        "0xac4df82fe37ea2187bc8c011a23d743b4f39019a", token, 100000, 1446561880)
     assert legs[3] == (1, "token", "0x9b22a80d5c7b3374a05b446081f97d0a34079e7f",

@@ -209,7 +209,9 @@ def test_ethereum_csv_json_and_decoded_token_transfers(shared_data: Path, eth_48
         " transaction_hash = '0x04cbcb236043d8fb7839e07bbc7f5eed692fb2ca55d897f1101eac3e3ad4fab8'"
         " ORDER BY kind").fetchall()
     assert legs == [
-        ("fee", "0x1b63142628311395ceafeea5667e7c9026c862ca", None, "ETH", 50853 * 50_000_000_000),
+        # pre-London: the whole fee goes to the block's miner
+        ("fee", "0x1b63142628311395ceafeea5667e7c9026c862ca",
+         "0x52bc44d5378309ee2abf1539bf71de1b7d7be3b5", "ETH", 50853 * 50_000_000_000),
         ("token", "0x1b63142628311395ceafeea5667e7c9026c862ca",
          "0xac4df82fe37ea2187bc8c011a23d743b4f39019a",
          "0xf4eced2f682ce333f96f2d8966c613ded8fc95dd", 100000),

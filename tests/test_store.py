@@ -109,7 +109,8 @@ def _eth_fixture(ledger: Ledger) -> None:
     ledger.write_batch(
         "eth",
         {
-            "blocks": {"number": [7], "hash": ["0xb7"], "timestamp": [1_600_000_000]},
+            "blocks": {"number": [7], "hash": ["0xb7"], "timestamp": [1_600_000_000],
+                       "miner": ["0xminer"], "base_fee_per_gas": [1]},
             "transactions": {
                 "hash": ["0xt1", "0xt2", "0xt3"], "block_number": [7] * 3,
                 "transaction_index": [0, 1, 2], "from_address": ["0xa", "0xa", "0xb"],
@@ -149,11 +150,15 @@ def test_ethereum_transfers_view_by_hand(ledger: Ledger) -> None:
                   amount, amount_overflow
            FROM eth.transfers ORDER BY transaction_hash, kind, position"""
     ).fetchall()
+    # fees: base fee 1 wei/gas burnt (position 0), the rest to the miner (position 1)
     assert rows == [
-        ("0xt1", "fee", 0, "0xa", None, "ETH", 42000, None),
+        ("0xt1", "fee", 0, "0xa", None, "ETH", 21000, None),
+        ("0xt1", "fee", 1, "0xa", "0xminer", "ETH", 21000, None),
         ("0xt1", "native", 0, "0xa", "0xb", "ETH", 10**18, None),
-        ("0xt2", "fee", 0, "0xa", None, "ETH", 42000, None),  # failed: fee only
-        ("0xt3", "fee", 0, "0xb", None, "ETH", 150000, None),  # gas_price when no effective price
+        ("0xt2", "fee", 0, "0xa", None, "ETH", 21000, None),  # failed: fee only
+        ("0xt2", "fee", 1, "0xa", "0xminer", "ETH", 21000, None),
+        ("0xt3", "fee", 0, "0xb", None, "ETH", 50000, None),  # gas_price when no effective price
+        ("0xt3", "fee", 1, "0xb", "0xminer", "ETH", 100000, None),
         ("0xt3", "internal", 1, "0xk", "0xd", "ETH", 3, None),
         ("0xt3", "native", 0, "0xb", "0xk", "ETH", 10, None),
         ("0xt3", "token", 4, "0xk", "0xd", "0xusdt", None, str(2**200)),
@@ -272,7 +277,7 @@ def test_sql_is_read_only(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match=r"read-only|parse"):
             check_read_only(bad)
     t = run_readonly(db, "WITH x AS (SELECT * FROM eth.transfers) SELECT count(*) AS n FROM x")
-    assert t.to_pylist() == [{"n": 7}]
+    assert t.to_pylist() == [{"n": 10}]
 
 
 def test_cli_sql_formats_and_clear_errors(tmp_path: Path) -> None:
@@ -293,3 +298,81 @@ def test_cli_sql_formats_and_clear_errors(tmp_path: Path) -> None:
     missing = subprocess.run([*CLI, "--db", str(tmp_path / "none.duckdb"), "sql", "SELECT 1"],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "no ledger" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_pre_byzantium_failure_and_reward_traces(ledger: Ledger) -> None:
+    """No receipt status before Byzantium: the failed top-level trace decides. Reward
+    traces (no transaction, empty trace_address) are minting legs."""
+    ledger.ensure_chain("eth", "ethereum")
+    ledger.write_batch("eth", {
+        "blocks": {"number": [9], "hash": ["0xb9"], "miner": ["0xm"]},
+        "transactions": {"hash": ["0xok", "0xoog"], "block_number": [9, 9],
+                         "transaction_index": [0, 1], "from_address": ["0xa", "0xa"],
+                         "to_address": ["0xb", "0xc"], "value": [5, 10**18], "gas_price": [1, 1]},
+        "receipts": {"transaction_hash": ["0xok", "0xoog"], "block_number": [9, 9],
+                     "gas_used": [21000, 90000], "status": [None, None], "root": ["0xr1", "0xr2"]},
+        "traces": {"block_number": [9, 9, 9], "transaction_hash": ["0xok", "0xoog", None],
+                   "from_address": ["0xa", "0xa", None], "to_address": ["0xb", "0xc", "0xm"],
+                   "value": [5, 10**18, 5 * 10**18], "trace_type": ["call", "call", "reward"],
+                   "call_type": ["call", "call", None], "reward_type": [None, None, "block"],
+                   "trace_address": ["", "", ""], "status": [1, 0, 1],
+                   "error": [None, "Out of gas", None]},
+    }, (9, 9))
+    rows = ledger.con.execute(
+        "SELECT transaction_hash, kind, to_address, amount FROM eth.transfers ORDER BY ALL"
+    ).fetchall()
+    assert rows == [
+        ("0xok", "fee", "0xm", 21000), ("0xok", "native", "0xb", 5),
+        ("0xoog", "fee", "0xm", 90000),  # failed: no 1 ETH leg
+        (None, "reward", "0xm", 5 * 10**18),
+    ]
+
+
+def test_inputs_resolved_when_prevouts_arrive_later(ledger: Ledger) -> None:
+    """An out-of-order import (spend first, then the block with the coin) still resolves."""
+    ledger.ensure_chain("btc", "bitcoin")
+    ledger.write_batch("btc", {
+        "blocks": {"number": [2], "hash": ["h2"]},
+        "transactions": {"hash": ["spend"], "block_number": [2], "is_coinbase": [False],
+                         "output_value": [90]},
+        "outputs": {"transaction_hash": ["spend"], "block_number": [2], "index": [0],
+                    "addresses": [["B"]], "value": [90]},
+        "inputs": {"transaction_hash": ["spend"], "block_number": [2], "index": [0],
+                   "spent_transaction_hash": ["coin"], "spent_output_index": [0]},
+    }, (2, 2))
+    assert ledger.con.execute("SELECT fee FROM btc.transactions").fetchall() == [(None,)]
+    ledger.write_batch("btc", {
+        "blocks": {"number": [1], "hash": ["h1"]},
+        "transactions": {"hash": ["coin"], "block_number": [1], "is_coinbase": [True],
+                         "output_value": [100]},
+        "outputs": {"transaction_hash": ["coin"], "block_number": [1], "index": [0],
+                    "addresses": [["A"]], "value": [100]},
+    }, (1, 1))
+    assert ledger.con.execute(
+        "SELECT i.addresses, i.value, t.input_value, t.fee FROM btc.inputs i "
+        "JOIN btc.transactions t ON t.hash = i.transaction_hash"
+    ).fetchall() == [(["A"], 100, 100, 10)]
+
+
+def test_sparse_parquet_import_keeps_the_gaps(tmp_path: Path) -> None:
+    def blocks(led: Ledger, numbers: list[int]) -> None:
+        led.ensure_chain("btc", "bitcoin")
+        for n in numbers:
+            led.write_batch("btc", {"blocks": {"number": [n], "hash": [f"h{n}"]}}, (n, n))
+
+    with Ledger(tmp_path / "sparse.duckdb") as a:
+        blocks(a, [1, 2, 9, 10])
+        export_parquet(a, tmp_path / "pq")
+    with Ledger(tmp_path / "full.duckdb") as b:
+        blocks(b, list(range(1, 11)))
+        import_parquet(b, tmp_path / "pq")
+        assert [r[0] for r in b.con.execute("SELECT number FROM btc.blocks ORDER BY 1").fetchall()] == list(range(1, 11))
+
+
+def test_query_after_scalar_helpers_and_huge_json(ledger: Ledger) -> None:
+    from chainsleuth.store.sql import rows_as_dicts
+
+    _eth_fixture(ledger)
+    assert ledger.count("eth", "transactions") == 3 and ledger.tip("eth") == (7, "0xb7")
+    big = ledger.query("SELECT CAST('123456789012345678901234567890123' AS HUGEINT) AS v")
+    assert rows_as_dicts(big) == [{"v": "123456789012345678901234567890123"}]

@@ -161,10 +161,10 @@ class Ledger:
     def tip(self, chain: str) -> tuple[int, str] | None:
         """The highest stored block ``(number, hash)``, or None for an empty chain."""
         self.family(chain)
-        row = self.con.execute(
+        rows = self.con.execute(
             f'SELECT number, hash FROM "{chain}".blocks ORDER BY number DESC LIMIT 1'
-        ).fetchone()
-        return (int(row[0]), str(row[1])) if row else None
+        ).fetchall()
+        return (int(rows[0][0]), str(rows[0][1])) if rows else None
 
     def block_hashes(self, chain: str, start: int, end: int) -> dict[int, str]:
         """Stored block hashes for heights ``start..end`` inclusive."""
@@ -187,8 +187,8 @@ class Ledger:
         return {r[0] for r in rows}
 
     def count(self, chain: str, table: str) -> int:
-        row = self.con.execute(f'SELECT count(*) FROM "{chain}"."{table}"').fetchone()
-        return int(row[0]) if row else 0
+        rows = self.con.execute(f'SELECT count(*) FROM "{chain}"."{table}"').fetchall()
+        return int(rows[0][0])
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         """Run SQL and return an Arrow table."""
@@ -251,10 +251,9 @@ class Ledger:
         family = self.family(chain)
         self.con.execute("BEGIN TRANSACTION")
         try:
-            row = self.con.execute(
+            removed = int(self.con.execute(
                 f'SELECT count(*) FROM "{chain}".blocks WHERE number > ?', [height]
-            ).fetchone()
-            removed = int(row[0]) if row else 0
+            ).fetchall()[0][0])
             for table in TABLES[family]:
                 col = block_column(table)
                 self.con.execute(f'DELETE FROM "{chain}"."{table}" WHERE "{col}" > ?', [height])
@@ -290,31 +289,62 @@ class Ledger:
         return arrow.num_rows
 
     def _resolve_inputs(self, chain: str, lo: int, hi: int) -> None:
-        """Fill unresolved inputs of blocks lo..hi from stored outputs, then totals."""
+        """Resolve NULL-valued inputs against stored outputs, then fix totals.
+
+        Two directions: inputs of blocks lo..hi spending any stored output, and
+        inputs of later blocks (stored earlier, e.g. an out-of-order import)
+        spending outputs of lo..hi. Each UPDATE runs only when it has work, so
+        node sources that deliver prevouts (verbosity 3) never scan outputs.
+        """
+        s = f'"{chain}"'
+        set_clause = """SET addresses = o.addresses, value = o.value, type = o.type,
+                    required_signatures = o.required_signatures"""
+        if self._any(f"""SELECT 1 FROM {s}.inputs WHERE block_number BETWEEN ? AND ?
+                         AND value IS NULL AND spent_transaction_hash IS NOT NULL LIMIT 1""",
+                     [lo, hi]):
+            self.con.execute(
+                f"""UPDATE {s}.inputs AS i {set_clause}
+                    FROM {s}.outputs AS o
+                    WHERE i.block_number BETWEEN ? AND ?
+                      AND i.value IS NULL AND i.spent_transaction_hash IS NOT NULL
+                      AND o.transaction_hash = i.spent_transaction_hash
+                      AND o."index" = i.spent_output_index""",
+                [lo, hi],
+            )
+            self._recompute_totals(chain, "t.block_number BETWEEN ? AND ?", [lo, hi])
+        if self._any(f"""SELECT 1 FROM {s}.inputs WHERE block_number > ?
+                         AND value IS NULL AND spent_transaction_hash IS NOT NULL LIMIT 1""",
+                     [hi]):
+            self.con.execute(
+                f"""UPDATE {s}.inputs AS i {set_clause}
+                    FROM {s}.outputs AS o
+                    WHERE o.block_number BETWEEN ? AND ? AND i.block_number > ?
+                      AND i.value IS NULL
+                      AND o.transaction_hash = i.spent_transaction_hash
+                      AND o."index" = i.spent_output_index""",
+                [lo, hi, hi],
+            )
+            self._recompute_totals(chain, "t.block_number > ?", [hi])
+
+    def _any(self, sql: str, params: list[Any]) -> bool:
+        return bool(self.con.execute(sql, params).fetchall())
+
+    def _recompute_totals(self, chain: str, where: str, params: list[Any]) -> None:
+        """input_value and fee of non-coinbase txs still lacking a fee, once every input is known."""
         s = f'"{chain}"'
         self.con.execute(
-            f"""UPDATE {s}.inputs AS i
-                SET addresses = o.addresses, value = o.value, type = o.type,
-                    required_signatures = o.required_signatures
-                FROM {s}.outputs AS o
-                WHERE i.block_number BETWEEN ? AND ?
-                  AND i.value IS NULL AND i.spent_transaction_hash IS NOT NULL
-                  AND o.transaction_hash = i.spent_transaction_hash
-                  AND o."index" = i.spent_output_index""",
-            [lo, hi],
-        )
-        self.con.execute(
             f"""UPDATE {s}.transactions AS t
-                SET input_value = CASE WHEN agg.unresolved = 0 THEN agg.v END,
-                    fee = CASE WHEN agg.unresolved = 0 THEN agg.v - t.output_value END
-                FROM (SELECT transaction_hash, sum(value) AS v,
-                             count(*) FILTER (WHERE value IS NULL) AS unresolved
-                      FROM {s}.inputs WHERE block_number BETWEEN ? AND ?
-                      GROUP BY transaction_hash) AS agg
-                WHERE t.block_number BETWEEN ? AND ? AND t.hash = agg.transaction_hash
-                  AND NOT t.is_coinbase
-                  AND t.fee IS NULL""",
-            [lo, hi, lo, hi],
+                SET input_value = agg.v, fee = agg.v - t.output_value
+                FROM (SELECT i.transaction_hash, sum(i.value) AS v,
+                             count(*) FILTER (WHERE i.value IS NULL) AS unresolved
+                      FROM {s}.inputs i
+                      WHERE i.transaction_hash IN (
+                          SELECT t.hash FROM {s}.transactions t
+                          WHERE {where} AND t.fee IS NULL AND NOT t.is_coinbase)
+                      GROUP BY i.transaction_hash) AS agg
+                WHERE {where} AND t.hash = agg.transaction_hash AND agg.unresolved = 0
+                  AND t.fee IS NULL AND NOT t.is_coinbase""",
+            [*params, *params],
         )
 
 

@@ -143,22 +143,27 @@ def import_parquet(ledger: Ledger, directory: str | Path) -> dict[tuple[str, str
             raise InputFileError(missing[0], None, "missing table file of the export")
         ledger.con.execute("BEGIN TRANSACTION")
         try:
-            lo, hi = m.get("first_block"), m.get("last_block")
+            union = " UNION ".join(
+                f"SELECT DISTINCT \"{block_column(t)}\" AS number FROM read_parquet('{_sql_str(p)}')"
+                for t, p in files.items()
+            )
+            ledger.con.execute(f"CREATE OR REPLACE TEMP TABLE _cs_import_blocks AS {union}")
             for table, path in files.items():
                 cols = TABLES[family][table]
-                if lo is not None:
-                    ledger.con.execute(
-                        f'DELETE FROM "{chain}"."{table}" WHERE "{block_column(table)}" BETWEEN ? AND ?',
-                        [lo, hi],
-                    )
+                # replace exactly the exported blocks: a sparse export must not wipe the gaps
+                ledger.con.execute(
+                    f'DELETE FROM "{chain}"."{table}" WHERE "{block_column(table)}" IN '
+                    "(SELECT number FROM _cs_import_blocks)"
+                )
                 exprs = ", ".join(_import_expr(n, t, {c for c, _ in cols}) for n, t in cols)
                 ledger.con.execute(
                     f"""INSERT INTO "{chain}"."{table}" BY NAME
                         SELECT {exprs} FROM read_parquet('{_sql_str(path)}')"""
                 )
                 counts[(chain, table)] = int(
-                    ledger.con.execute(f"SELECT count(*) FROM read_parquet('{_sql_str(path)}')").fetchone()[0]  # type: ignore[index]
+                    ledger.con.execute(f"SELECT count(*) FROM read_parquet('{_sql_str(path)}')").fetchall()[0][0]
                 )
+            ledger.con.execute("DROP TABLE IF EXISTS _cs_import_blocks")
             ledger.con.execute("COMMIT")
         except duckdb.Error as exc:
             ledger.con.execute("ROLLBACK")

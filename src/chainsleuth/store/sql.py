@@ -54,7 +54,8 @@ def run_readonly(db: str | Path, sql: str) -> pa.Table:
 def _exact(value: Any) -> Any:
     """JSON-safe exact value: big integers (HUGEINT) and decimals become strings."""
     if isinstance(value, decimal.Decimal):
-        return str(value.quantize(decimal.Decimal(1))) if value == value.to_integral_value() else str(value)
+        # HUGEINT arrives as Decimal(38,0); int() is exact at any size (quantize is not: 28 digits).
+        return str(int(value)) if value == value.to_integral_value() else str(value)
     if isinstance(value, int) and not -(2**53) <= value <= 2**53:
         return str(value)
     if isinstance(value, list):

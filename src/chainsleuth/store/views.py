@@ -15,7 +15,8 @@ kind                UTXO: ``input`` | ``output`` | ``fee``;
                     account: ``native`` | ``internal`` | ``token`` | ``fee`` |
                     ``reward``
 position            order of the leg inside the transaction for its kind: the
-                    input or output index; 0 for native and fee legs; the
+                    input or output index; 0 for native legs; 0 (burnt) and 1
+                    (to the miner) for account fee legs; the
                     depth-first order of the call for internal legs; the
                     log index for token legs
 from_address        who gives value (NULL for UTXO outputs, mints, rewards)
@@ -34,8 +35,13 @@ On a UTXO chain a transaction pools its inputs and pays its outputs: an
 ``output`` row says the transaction paid ``amount`` to ``to_address``, and the
 ``fee`` row is what the inputs paid that no output received (to the miner). On
 an account chain each row is a direct edge ``from_address -> to_address``; the
-``fee`` row is the gas the sender paid. Failed transactions and reverted calls
-move no value and are left out; their fee is still paid.
+``fee`` rows are the gas the sender paid, split as EIP-1559 does: position 0
+is the burnt base fee (``to_address`` NULL), position 1 the rest, paid to the
+block's miner/fee recipient (before London all of it goes to the miner). Failed
+transactions and reverted calls move no value and are left out; their fee is
+still paid. Before Byzantium receipts carry no status, so a failed top-level
+trace marks the failure. Not yet modelled: post-Shanghai withdrawals and
+EIP-4844 blob fees (their columns are not in the schema).
 
 A bitcoin-family output with several addresses (bare multisig) is named
 ``multisig:<m>:<addr1>,<addr2>,...``; an output with none (OP_RETURN) has a NULL
@@ -87,6 +93,15 @@ WHERE NOT t.is_coinbase AND t.fee > 0
 
 def ethereum_transfers_sql(schema: str, asset: str) -> str:
     s = f'"{schema}"'
+    # gas paid per tx, and the EIP-1559 base fee part of it that is burnt
+    fee_split = f"""SELECT r.transaction_hash, r.block_number, t.block_timestamp,
+               r.transaction_index, t.from_address, b.miner,
+               CAST(r.gas_used AS HUGEINT) * coalesce(r.effective_gas_price, t.gas_price) AS paid,
+               CAST(r.gas_used AS HUGEINT) * coalesce(b.base_fee_per_gas, 0) AS burnt
+        FROM {s}.receipts r
+        JOIN {s}.transactions t ON t.hash = r.transaction_hash
+        LEFT JOIN {s}.blocks b ON b.number = r.block_number
+        WHERE r.gas_used > 0"""
     return f"""
 CREATE OR REPLACE VIEW {s}.transfers AS
 SELECT t.hash AS transaction_hash, t.block_number, t.block_timestamp, t.transaction_index,
@@ -96,12 +111,16 @@ SELECT t.hash AS transaction_hash, t.block_number, t.block_timestamp, t.transact
        CAST(NULL AS VARCHAR) AS utxo_transaction_hash, CAST(NULL AS BIGINT) AS utxo_index
 FROM {s}.transactions t
 LEFT JOIN {s}.receipts r ON r.transaction_hash = t.hash
-WHERE coalesce(r.status, 1) = 1 AND (t.value <> 0 OR t.value_overflow IS NOT NULL)
+LEFT JOIN (SELECT transaction_hash, min(status) AS status FROM {s}.traces
+           WHERE coalesce(trace_address, '') = '' AND transaction_hash IS NOT NULL
+           GROUP BY transaction_hash) top ON top.transaction_hash = t.hash
+-- receipts before Byzantium carry no status: the top-level trace tells failure then
+WHERE coalesce(r.status, top.status, 1) = 1 AND (t.value <> 0 OR t.value_overflow IS NOT NULL)
 UNION ALL
 SELECT tr.transaction_hash, tr.block_number, tr.block_timestamp, tr.transaction_index,
        CASE WHEN tr.trace_type = 'reward' THEN 'reward' ELSE 'internal' END,
        row_number() OVER (PARTITION BY tr.block_number, tr.transaction_hash
-                          ORDER BY CAST(string_split(tr.trace_address, ',') AS BIGINT[])),
+                          ORDER BY CAST(string_split(nullif(tr.trace_address, ''), ',') AS BIGINT[])),
        tr.from_address, tr.to_address,
        '{asset}', tr.value, tr.value_overflow,
        CAST(NULL AS VARCHAR), CAST(NULL AS BIGINT)
@@ -121,15 +140,15 @@ SELECT tt.transaction_hash, tt.block_number, tt.block_timestamp, t.transaction_i
 FROM {s}.token_transfers tt
 LEFT JOIN {s}.transactions t ON t.hash = tt.transaction_hash
 UNION ALL
-SELECT r.transaction_hash, r.block_number, t.block_timestamp, r.transaction_index,
-       'fee', 0,
-       t.from_address, CAST(NULL AS VARCHAR),
-       '{asset}', CAST(r.gas_used AS HUGEINT) * coalesce(r.effective_gas_price, t.gas_price),
-       CAST(NULL AS VARCHAR),
-       CAST(NULL AS VARCHAR), CAST(NULL AS BIGINT)
-FROM {s}.receipts r
-JOIN {s}.transactions t ON t.hash = r.transaction_hash
-WHERE r.gas_used > 0 AND coalesce(r.effective_gas_price, t.gas_price) > 0
+SELECT transaction_hash, block_number, block_timestamp, transaction_index,
+       'fee', 0, from_address, CAST(NULL AS VARCHAR),
+       '{asset}', burnt, CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS BIGINT)
+FROM ({fee_split}) WHERE burnt > 0
+UNION ALL
+SELECT transaction_hash, block_number, block_timestamp, transaction_index,
+       'fee', 1, from_address, miner,
+       '{asset}', paid - burnt, CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS BIGINT)
+FROM ({fee_split}) WHERE paid - burnt > 0
 """
 
 
