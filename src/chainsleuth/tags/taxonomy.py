@@ -14,11 +14,12 @@ from ..errors import ConfigError
 CONFIDENCE_LEVELS: dict[str, int] = {
     "override": 100,
     "ownership": 100,
-    # newer confidence.csv (used by graphsense-tagpacks usdt_blacklist.yaml): facts read
-    # from the ledger itself, such as Tether's on-chain blacklist events
+    # added in tagpack-tool 23.03 ("new confidence scores unknown (5) heuristic (10),
+    # ledger_immanent (100)"): facts read from the ledger itself, e.g. Tether's blacklist
     "ledger_immanent": 100,
     "manual_transaction": 90,
     "service_api": 70,
+    "forensic_investigation": 70,
     "authority_data": 60,
     "trusted_provider": 50,
     "service_data": 50,
