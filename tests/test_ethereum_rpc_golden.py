@@ -187,7 +187,7 @@ def test_failed_parent_fails_children() -> None:
                 "blockNumber": 5, "blockHash": "0xbb"}
     rows = parity_traces_to_rows([call([]), call([0], "Reverted"), call([0, 0]), call([0, 0, 1]), call([1])])
     assert [(r["trace_address"], r["status"]) for r in rows] == [
-        ("", 1), ("0", 0), ("0,0", 0), ("0,0,1", 0), ("1", 1)]
+        (None, 1), ("0", 0), ("0,0", 0), ("0,0,1", 0), ("1", 1)]
     assert rows[3]["trace_id"] == "call_0xaa_0_0_1"
 
 
@@ -222,3 +222,21 @@ def test_rows_through_ledger_and_transfers_view(res: Path, tmp_path: Path) -> No
     assert [(k, a) for _, k, _, _, _, a, _ in legs[4:]] == [
         ("fee", fee_21000), ("native", int(txs[2]["value"])), ("fee", fee_21000), ("native", int(txs[3]["value"]))]
     assert len(legs) == 8
+
+
+def test_top_level_trace_address_is_null_from_rpc_and_etl(res: Path, tmp_path: Path) -> None:
+    """Top-level and reward traces store trace_address NULL whatever the source.
+
+    ethereum-etl's CSV leaves the cell empty; the etl import reads it as NULL, and the
+    RPC mapper must store the same value, not ''.
+    """
+    from chainsleuth.ingest.etl_files import ingest_etl_files
+
+    rpc_rows = _parity(res, "block_with_error")
+    assert {r["trace_type"] for r in rpc_rows if r["trace_address"] is None} == {"call", "reward"}
+    assert "" not in {r["trace_address"] for r in rpc_rows}
+    csv_path = res / "test_export_traces_job" / "block_with_error" / "expected_traces.csv"
+    with Ledger(tmp_path / "l.duckdb") as led:
+        ingest_etl_files(led, csv_path, chain="ethereum", family="ethereum")
+        etl = dict(led.con.execute("SELECT trace_id, trace_address FROM ethereum.traces").fetchall())
+    assert etl == {r["trace_id"]: r["trace_address"] for r in rpc_rows}

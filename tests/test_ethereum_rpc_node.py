@@ -99,8 +99,8 @@ def test_ingest_reconciles_with_node(anvil: AnvilNode, scenario: dict[str, Any],
         # The reverted inner call: its successful child carries status 0 too.
         traces_of_try = led.con.execute(
             f'SELECT trace_address, status, value, error IS NOT NULL FROM "{CHAIN}".traces '
-            "WHERE transaction_hash = ? ORDER BY trace_address", [scenario["try_tx"]]).fetchall()
-        assert traces_of_try == [("", 1, 10**17, False), ("0", 0, 10**17, True), ("0,0", 0, 10**17, False)]
+            "WHERE transaction_hash = ? ORDER BY trace_address NULLS FIRST", [scenario["try_tx"]]).fetchall()
+        assert traces_of_try == [(None, 1, 10**17, False), ("0", 0, 10**17, True), ("0,0", 0, 10**17, False)]
         internal = led.con.execute(
             f"""SELECT to_address, amount FROM "{CHAIN}".transfers WHERE transaction_hash = ? AND kind = 'internal'
                 ORDER BY position""", [scenario["fwd_tx"]]).fetchall()
@@ -152,6 +152,98 @@ def test_reorg_rolls_back_orphans(anvil_fresh: AnvilNode, tmp_path: Path) -> Non
     with Ledger(tmp_path / "clean.duckdb") as clean:
         ingest_ethereum_rpc(clean, node.rpc_url, chain=CHAIN)
         assert dump(clean) == got
+
+
+def _trace_count(led: Ledger, upto: int) -> int:
+    row = led.con.execute(f'SELECT count(*) FROM "{CHAIN}".traces WHERE block_number <= ?', [upto]).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_rerun_with_traces_adds_them_and_untraced_run_keeps_them(
+    anvil: AnvilNode, scenario: dict[str, Any], tmp_path: Path
+) -> None:
+    tip = scenario["tip"]
+    with Ledger(tmp_path / "clean.duckdb") as clean:
+        ingest_ethereum_rpc(clean, anvil.rpc_url, chain=CHAIN, end=tip, traces="parity")
+        want = dump(clean)
+    with Ledger(tmp_path / "t.duckdb") as led:
+        ingest_ethereum_rpc(led, anvil.rpc_url, chain=CHAIN, end=tip, traces="none", batch_size=4)
+        assert led.count(CHAIN, "traces") == 0
+        # The same blocks again, now with traces: not skipped, traces and internal legs added.
+        res = ingest_ethereum_rpc(led, anvil.rpc_url, chain=CHAIN, start=0, end=tip, traces="parity",
+                                  batch_size=4)
+        assert (res.blocks, res.skipped_blocks) == (tip + 1, 0)
+        assert dump(led) == want
+        internal = led.con.execute(f"""SELECT count(*) FROM "{CHAIN}".transfers
+                                       WHERE transaction_hash = ? AND kind = 'internal'""",
+                                   [scenario["fwd_tx"]]).fetchone()
+        assert internal == (2,)
+        again = ingest_ethereum_rpc(led, anvil.rpc_url, chain=CHAIN, start=0, end=tip, traces="parity")
+        assert (again.blocks, again.skipped_blocks) == (0, tip + 1)
+        # Without traces, stored traced blocks already hold everything: skipped.
+        untraced = ingest_ethereum_rpc(led, anvil.rpc_url, chain=CHAIN, start=0, end=tip, traces="none")
+        assert (untraced.blocks, untraced.skipped_blocks) == (0, tip + 1)
+        assert dump(led) == want
+    with Ledger(tmp_path / "half.duckdb") as led:
+        # Traced up to the middle, then one untraced batch over everything: it
+        # rewrites the stored half but must keep the traces it did not fetch.
+        half = tip // 2
+        ingest_ethereum_rpc(led, anvil.rpc_url, chain=CHAIN, end=half, traces="parity")
+        traced = _trace_count(led, half)
+        assert traced > 0
+        res = ingest_ethereum_rpc(led, anvil.rpc_url, chain=CHAIN, start=0, end=tip, traces="none",
+                                  batch_size=tip + 1)
+        assert res.blocks == tip + 1
+        assert _trace_count(led, half) == traced and led.count(CHAIN, "traces") == traced
+        # A traced run then fetches only what lacks traces, and ends equal to a clean one.
+        res = ingest_ethereum_rpc(led, anvil.rpc_url, chain=CHAIN, start=0, end=tip, traces="parity",
+                                  batch_size=1)
+        assert (res.blocks, res.skipped_blocks) == (tip - half, half + 1)
+        assert dump(led) == want
+
+
+def test_shorter_chain_after_node_restart_is_a_reorg(anvil_fresh: AnvilNode, tmp_path: Path) -> None:
+    """A restarted dev node has fewer, different blocks: roll back, report, re-ingest."""
+    node = anvil_fresh
+    a = node.accounts
+    for i in range(4):
+        node.tx(a[0], a[1], 100 + i)
+    with Ledger(tmp_path / "r.duckdb") as led:
+        ingest_ethereum_rpc(led, node.rpc_url, chain=CHAIN)
+        assert led.count(CHAIN, "blocks") == 5
+        node.stop()
+        time.sleep(1.1)  # a new genesis timestamp, so a new genesis hash
+        node.start()
+        node.tx(a[2], a[3], 7)
+        progress = NullProgress()
+        res = ingest_ethereum_rpc(led, node.rpc_url, chain=CHAIN, progress=progress)
+        assert res.reorgs == [(-1, 5)]
+        assert any("reorg" in m and "below the stored tip" in m for m in progress.messages)
+        got = dump(led)
+        hashes = [r[0] for r in led.con.execute(f'SELECT hash FROM "{CHAIN}".blocks ORDER BY number').fetchall()]
+        assert hashes == [node.rpc("eth_getBlockByNumber", hex(n), False)["hash"] for n in range(2)]
+    with Ledger(tmp_path / "clean.duckdb") as clean:
+        ingest_ethereum_rpc(clean, node.rpc_url, chain=CHAIN)
+        assert dump(clean) == got
+
+
+def test_node_behind_the_stored_tip_keeps_blocks(anvil_fresh: AnvilNode, tmp_path: Path) -> None:
+    """A node whose latest block is a stored block is behind, not forked: nothing removed."""
+    node = anvil_fresh
+    a = node.accounts
+    node.tx(a[0], a[1], 1)
+    snap = node.rpc("evm_snapshot")
+    node.tx(a[0], a[1], 2)
+    with Ledger(tmp_path / "r.duckdb") as led:
+        ingest_ethereum_rpc(led, node.rpc_url, chain=CHAIN)
+        before = dump(led)
+        assert node.rpc("evm_revert", snap) is True
+        progress = NullProgress()
+        res = ingest_ethereum_rpc(led, node.rpc_url, chain=CHAIN, progress=progress)
+        assert (res.blocks, res.reorgs) == (0, [])
+        assert any("behind" in m for m in progress.messages)
+        assert dump(led) == before
 
 
 def _cli(*args: str) -> list[str]:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -322,11 +323,64 @@ def test_bigquery_ethereum_export_loads_like_etl(shared_data: Path, tmp_path: Pa
 
 def test_parse_amount_exact_and_lossy() -> None:
     assert parse_amount("123") == 123
-    assert parse_amount("1.23E+20") == 123 * 10**18
     assert parse_amount(2**200) == 2**200
+    # BigQuery renders NUMERIC exactly, round values in exponent form.
+    assert parse_amount("1.23E+20", bigquery=True) == 123 * 10**18
+    assert parse_amount("1.23457E+20", bigquery=True) == 123457 * 10**15
+    # Elsewhere exponent text may be a rounded rendering (a spreadsheet's "1.23457E+20"
+    # for 123456789012345678901): refused, whatever its size or digit count.
+    for rounded in ("1.23457E+20", "1.23E+20", "5E+9"):
+        with pytest.raises(ValueError, match="lost precision"):
+            parse_amount(rounded)
+    # Float forms without exponent are exact up to 2**53 (pandas writes "5000000000.0").
+    assert parse_amount("5000000000.0") == 5 * 10**9
+    assert parse_amount(Decimal("9007199254740992.0")) == 2**53
+    for beyond in ("9007199254740993.0", Decimal("1.0E+20")):
+        with pytest.raises(ValueError, match="lost precision"):
+            parse_amount(beyond)
     for bad in ("1.5", "-3", "abc", "1.2345678901234567E+25", "NaN"):
         with pytest.raises(ValueError):
             parse_amount(bad)
+    with pytest.raises(ValueError):
+        parse_amount("1.2345678901234567E+25", bigquery=True)
+
+
+def test_exponent_amounts_only_in_bigquery_rows(tmp_path: Path, ledger: Ledger) -> None:
+    etl = tmp_path / "etl"
+    etl.mkdir()
+    (etl / "transactions.csv").write_text("hash,block_number,value\n0x1,1,1.23457E+20\n")
+    with pytest.raises(InputFileError, match="lost precision"):
+        ingest_etl_files(ledger, etl, chain="ethereum", family="ethereum")
+    bq = tmp_path / "bq"
+    bq.mkdir()
+    (bq / "transactions-000000000000.json").write_text(
+        '{"hash": "0x1", "block_number": "1", "value": "1.23457E+20",'
+        ' "block_timestamp": "2015-10-23 00:00:00 UTC"}\n')
+    ingest_etl_files(ledger, bq, chain="ethereum", family="ethereum")
+    assert ledger.con.execute("SELECT value FROM ethereum.transactions").fetchall() == [(123457 * 10**15,)]
+
+
+def test_same_token_transfers_from_csv_and_bigquery_are_stored_once(tmp_path: Path, ledger: Ledger) -> None:
+    """ethereum-etl CSV (no timestamp) + BigQuery JSON (timestamp) of one transfer: one row, one leg."""
+    d = tmp_path / "both"
+    d.mkdir()
+    (d / "blocks.csv").write_text("number,hash,timestamp\n5,0xb5,1446561880\n")
+    cols = "token_address,from_address,to_address,value,transaction_hash,log_index,block_number"
+    (d / "token_transfers.csv").write_text(f"{cols}\n0xt,0xa,0xb,100,0xtx,3,5\n")
+    (d / "token_transfers-000000000000.json").write_text(
+        '{"token_address": "0xt", "from_address": "0xa", "to_address": "0xb", "value": "100",'
+        ' "transaction_hash": "0xtx", "log_index": "3", "block_number": "5",'
+        ' "block_timestamp": "2015-11-03 14:44:40 UTC", "block_hash": "0xb5"}\n')
+    ingest_etl_files(ledger, d, chain="ethereum", family="ethereum")
+    rows = ledger.con.execute(
+        "SELECT value, epoch(block_timestamp), block_hash FROM ethereum.token_transfers").fetchall()
+    assert rows == [(100, 1446561880, "0xb5")]
+    # Same key, different value: an error naming the column, nothing written.
+    (d / "token_transfers-000000000001.json").write_text(
+        '{"token_address": "0xt", "from_address": "0xa", "to_address": "0xb", "value": "101",'
+        ' "transaction_hash": "0xtx", "log_index": "3", "block_number": "5"}\n')
+    with pytest.raises(InputFileError, match="appears twice with different value"):
+        ingest_etl_files(ledger, d, chain="ethereum", family="ethereum")
 
 
 def test_decode_token_transfer_rejects_non_transfer() -> None:

@@ -376,3 +376,18 @@ def test_query_after_scalar_helpers_and_huge_json(ledger: Ledger) -> None:
     assert ledger.count("eth", "transactions") == 3 and ledger.tip("eth") == (7, "0xb7")
     big = ledger.query("SELECT CAST('123456789012345678901234567890123' AS HUGEINT) AS v")
     assert rows_as_dicts(big) == [{"v": "123456789012345678901234567890123"}]
+
+
+def test_tip_after_delete_all_and_reinsert_in_reopened_file(tmp_path: Path) -> None:
+    """Regression: DuckDB 1.5/2.0's top-N returned no row here, so tip() said empty."""
+    db = tmp_path / "t.duckdb"
+    with Ledger(db) as led:
+        led.ensure_chain("btc", "bitcoin")
+        for n in range(6):
+            led.write_batch("btc", {"blocks": {"number": [n], "hash": [f"a{n}"]}}, (n, n))
+    with Ledger(db) as led:
+        led.rollback_to("btc", -1)
+        led.write_batch("btc", {"blocks": {"number": [0, 1], "hash": ["x0", "x1"]}}, (0, 1))
+        assert led.tip("btc") == (1, "x1")
+        assert led.con.execute(
+            "SELECT number FROM btc.blocks ORDER BY number DESC LIMIT 1").fetchall() == [(1,)]

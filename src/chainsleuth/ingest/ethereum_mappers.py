@@ -335,7 +335,10 @@ def finish_traces(rows: list[Row]) -> None:
     status: 0 when the trace has an error or any ancestor in its transaction failed
     (trace_status_calculator); trace_id: ``<type>_<tx hash>_<address joined by _>``,
     or ``<type>_<block>_<index>`` for block-scoped traces such as rewards
-    (trace_id_calculator). trace_address becomes the comma-joined text of the CSV export.
+    (trace_id_calculator). trace_address becomes the comma-joined text of the CSV export,
+    and NULL (None) for a top-level or block-scoped trace, whose export cell is empty:
+    the etl import reads that empty cell (or ``[]`` in JSON) as NULL, so both sources
+    store the same value.
     """
     for row in rows:
         row["status"] = 0 if row.get("error") else 1
@@ -362,7 +365,7 @@ def finish_traces(rows: list[Row]) -> None:
             row["trace_id"] = f"{trace_type}_{block_number}_{index}"
     for row in rows:
         if isinstance(row["trace_address"], list):
-            row["trace_address"] = trace_address_to_str(row["trace_address"])
+            row["trace_address"] = trace_address_to_str(row["trace_address"]) or None
 
 
 # -- rows -> Arrow ------------------------------------------------------------------------------

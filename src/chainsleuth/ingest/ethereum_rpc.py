@@ -16,7 +16,18 @@ committed and resumes after the tip.
 Reorgs: before a batch is written, its first block's ``parent_hash`` is checked
 against the stored block below it. On a mismatch the job walks back to the
 highest height where the stored hash equals the node's, rolls the ledger back to
-it, reports it, and continues from there.
+it, reports it, and continues from there. A node whose latest block is below the
+stored tip (a restarted dev node, a shorter fork) is handled the same way when
+its block at that height differs from the stored one; when it is the same block
+the node is only behind, and nothing is removed.
+
+Re-runs: a batch whose blocks are all stored with the same hashes is skipped
+only when the store also holds what this run would add. Traces are optional
+(``--traces none``), so which blocks were stored with traces is recorded per
+block (number, hash, trace mode, trace rows) in ``chainsleuth.ethereum_traced_blocks``;
+a traced run re-fetches blocks without such a record, or whose trace row count
+changed since. A ``--traces none`` run that rewrites stored blocks with the same
+hashes keeps their traces (it replaces only the tables it fetched).
 """
 
 from __future__ import annotations
@@ -32,7 +43,8 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import ConfigError, NodeError
-from ..store.ledger import Ledger
+from ..store.ledger import META, Ledger
+from ..store.schema import TABLES
 from .base import IngestResult, NullProgress, Progress
 from .ethereum_mappers import (
     Row,
@@ -50,6 +62,9 @@ TRACE_MODES = ("parity", "geth", "none")
 _METHOD_MISSING_CODES = (-32601, -32600, -32004)
 _MAX_BATCH_RETRIES = 5
 _MAX_COMMIT_BLOCKS = 1_000  # bounds a write on chains of empty blocks
+_TRACED = f'"{META}".ethereum_traced_blocks'
+_ALL_TABLES = tuple(TABLES["ethereum"])
+_UNTRACED_TABLES = tuple(t for t in _ALL_TABLES if t != "traces")
 
 
 class _ChainMoved(Exception):
@@ -65,6 +80,9 @@ class _Batch:
     parent_hash: str | None = None
     tables: dict[str, pa.Table] = field(default_factory=dict)
     transactions: int = 0
+    # Tables the write replaces in its range: all of them, except that a run
+    # without traces keeps the stored traces of blocks it rewrites unchanged.
+    replace_tables: tuple[str, ...] = _ALL_TABLES
 
 
 def _is_missing_method(err: RpcError) -> bool:
@@ -164,21 +182,26 @@ class _Fetcher:
             rows.extend(block_rows)
         return rows
 
-    def fetch(self, lo: int, hi: int, stored: dict[int, str]) -> _Batch:
+    def fetch(self, lo: int, hi: int, stored: dict[int, str], traced: set[int]) -> _Batch:
         last: Exception | None = None
         for _ in range(_MAX_BATCH_RETRIES):
             try:
-                return self._fetch_once(lo, hi, stored)
+                return self._fetch_once(lo, hi, stored, traced)
             except _ChainMoved as exc:
                 last = exc
         raise NodeError(f"blocks {lo}..{hi} keep changing on the node ({last}); try again later")
 
-    def _fetch_once(self, lo: int, hi: int, stored: dict[int, str]) -> _Batch:
+    def _fetch_once(self, lo: int, hi: int, stored: dict[int, str], traced: set[int]) -> _Batch:
+        """``stored``: stored hashes of lo..hi; ``traced``: heights stored with their traces."""
         blocks = self.blocks(lo, hi)
         batch = _Batch(lo, hi, hashes=[b["hash"] for b in blocks], parent_hash=blocks[0]["parentHash"])
-        if stored and all(stored.get(lo + i) == h for i, h in enumerate(batch.hashes)):
-            batch.skipped = True  # the ledger already holds exactly these blocks
+        same = [stored.get(lo + i) == h for i, h in enumerate(batch.hashes)]
+        if all(same) and (self.traces == "none" or all(n in traced for n in range(lo, hi + 1))):
+            batch.skipped = True  # the ledger already holds these blocks and all this run brings
             return batch
+        if self.traces == "none" and all(s or (lo + i) not in stored for i, s in enumerate(same)):
+            # Every stored block in the range stays the same block: keep its traces.
+            batch.replace_tables = _UNTRACED_TABLES
         block_rows: list[Row] = []
         tx_rows: list[Row] = []
         timestamps: dict[int, int | None] = {}
@@ -201,6 +224,59 @@ class _Fetcher:
         if self.traces != "none":
             batch.tables["traces"] = rows_to_arrow("traces", trace_rows)
         return batch
+
+
+def _ensure_traced_table(ledger: Ledger) -> None:
+    ledger.con.execute(
+        f"""CREATE TABLE IF NOT EXISTS {_TRACED} (
+            chain VARCHAR NOT NULL, number BIGINT NOT NULL, hash VARCHAR NOT NULL,
+            traces VARCHAR NOT NULL, trace_rows BIGINT NOT NULL)"""
+    )
+
+
+def _traced_heights(ledger: Ledger, chain: str, lo: int, hi: int) -> set[int]:
+    """Heights in lo..hi stored with traces: a record for the stored block's hash whose
+    trace row count still matches the traces table (another writer may have replaced them)."""
+    rows = ledger.con.execute(
+        f"""SELECT r.number FROM {_TRACED} r
+            JOIN "{chain}".blocks b ON b.number = r.number AND b.hash = r.hash
+            LEFT JOIN (SELECT block_number, count(*) AS c FROM "{chain}".traces
+                       WHERE block_number BETWEEN $lo AND $hi GROUP BY 1) t
+              ON t.block_number = r.number
+            WHERE r.chain = $chain AND r.number BETWEEN $lo AND $hi AND r.traces <> 'none'
+              AND coalesce(t.c, 0) = r.trace_rows""",
+        {"chain": chain, "lo": lo, "hi": hi},
+    ).fetchall()
+    return {int(r[0]) for r in rows}
+
+
+def _record_traced(ledger: Ledger, chain: str, lo: int, hi: int, mode: str | None) -> None:
+    """After a write of lo..hi: record its blocks as traced (``mode``), or forget them.
+
+    A separate transaction from the write: a kill in between leaves blocks without
+    a record, which only makes a later traced run fetch them again.
+    """
+    con = ledger.con
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DELETE FROM {_TRACED} WHERE chain = ? AND number BETWEEN ? AND ?", [chain, lo, hi])
+        if mode is not None:
+            con.execute(
+                f"""INSERT INTO {_TRACED}
+                    SELECT $chain, b.number, b.hash, $mode, count(t.block_number)
+                    FROM "{chain}".blocks b
+                    LEFT JOIN "{chain}".traces t ON t.block_number = b.number
+                    WHERE b.number BETWEEN $lo AND $hi GROUP BY b.number, b.hash""",
+                {"chain": chain, "mode": mode, "lo": lo, "hi": hi},
+            )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _forget_traced_above(ledger: Ledger, chain: str, height: int) -> None:
+    ledger.con.execute(f"DELETE FROM {_TRACED} WHERE chain = ? AND number > ?", [chain, height])
 
 
 def _fork_point(ledger: Ledger, chain: str, client: JsonRpcClient, below: int) -> int:
@@ -252,22 +328,40 @@ def ingest_ethereum_rpc(
         latest = hex_to_int(client.call("eth_blockNumber"))
         assert latest is not None
         ledger.ensure_chain(chain, "ethereum")
+        _ensure_traced_table(ledger)
         if start is not None and start > latest:
             raise ConfigError(f"--from {start} is beyond the node's latest block {latest}")
         if end is not None and end > latest:
             raise ConfigError(f"--to {end} is beyond the node's latest block {latest}")
         if end is None:
             end = latest
+        tip = ledger.tip(chain)
+        if tip is not None and tip[0] > latest:
+            # The node's chain is shorter than the stored one: a dead fork above the
+            # fork point, or a node that is only behind (its latest block is ours).
+            fork = _fork_point(ledger, chain, client, latest)
+            if fork < latest:
+                _rollback(ledger, chain, fork, result, progress,
+                          f"the node's latest block {latest} is below the stored tip {tip[0]} "
+                          f"and differs from the stored chain")
+                tip = ledger.tip(chain)
+            else:
+                progress.message(f"the node's latest block {latest} is below the stored tip {tip[0]} "
+                                 "on the same chain: the node is behind; stored blocks kept")
         if start is None:
-            tip = ledger.tip(chain)
             start = 0 if tip is None else tip[0] + 1
             if tip is not None and start > end:
-                # Nothing new, unless the stored tip was reorged away.
-                node_tip = client.call("eth_getBlockByNumber", hex(tip[0]), False)
-                if node_tip is not None and node_tip["hash"] == tip[1]:
-                    progress.message(f"{chain} is up to date at block {tip[0]}")
+                # Nothing new, unless the stored chain left the node's below `end`.
+                top = min(tip[0], end)
+                node_top = client.call("eth_getBlockByNumber", hex(top), False)
+                stored_top = ledger.block_hashes(chain, top, top).get(top)
+                if node_top is not None and stored_top is not None and node_top["hash"] == stored_top:
+                    progress.message(f"{chain} is up to date at block {top}")
                     return result.finish()
-                start = tip[0]
+                fork = _fork_point(ledger, chain, client, top)
+                _rollback(ledger, chain, fork, result, progress,
+                          f"the stored block {top} is not on the node's chain")
+                start = fork + 1
         if end < start:
             raise ConfigError(f"--to {end} is below --from {start}")
         fetcher = _Fetcher(client, traces)
@@ -275,6 +369,14 @@ def ingest_ethereum_rpc(
         _run(ledger, chain, client, fetcher, start, end, batch_size, workers, progress, result,
              commit_transactions)
     return result.finish()
+
+
+def _rollback(ledger: Ledger, chain: str, fork: int, result: IngestResult, progress: Progress,
+              why: str) -> None:
+    removed = ledger.rollback_to(chain, fork)
+    _forget_traced_above(ledger, chain, fork)
+    result.reorgs.append((fork, removed))
+    progress.message(f"reorg: {why}; rolled back {removed} block(s) above height {fork}")
 
 
 def _run(
@@ -293,7 +395,8 @@ def _run(
                 hi = min(end, next_lo + batch_size - 1)
                 # Stored hashes are read here, in the thread that owns the connection.
                 stored = ledger.block_hashes(chain, next_lo, hi)
-                pending.append(pool.submit(fetcher.fetch, next_lo, hi, stored))
+                traced = _traced_heights(ledger, chain, next_lo, hi) if fetcher.traces != "none" else set()
+                pending.append(pool.submit(fetcher.fetch, next_lo, hi, stored, traced))
                 next_lo = hi + 1
 
         def restart_from(height: int) -> None:
@@ -313,7 +416,12 @@ def _run(
                 return
             lo, hi = held[0].lo, held[-1].hi
             tables = held[0].tables if len(held) == 1 else _merge_tables([b.tables for b in held])
-            written = ledger.write_batch(chain, tables, (lo, hi))
+            replace_tables = held[0].replace_tables
+            written = ledger.write_batch(chain, tables, (lo, hi), replace_tables=replace_tables)
+            if fetcher.traces != "none":
+                _record_traced(ledger, chain, lo, hi, fetcher.traces)
+            elif "traces" in replace_tables:
+                _record_traced(ledger, chain, lo, hi, None)  # their traces were removed
             result.add_rows(written)
             transactions = sum(b.transactions for b in held)
             result.blocks += hi - lo + 1
@@ -327,18 +435,15 @@ def _run(
         submit()
         while pending:
             batch = pending.popleft().result()
-            if held and (batch.skipped or batch.parent_hash != held[-1].hashes[-1]):
+            if held and (batch.skipped or batch.parent_hash != held[-1].hashes[-1]
+                         or batch.replace_tables != held[-1].replace_tables):
                 flush()  # the checks below then see the ledger as it is
             if not held:
                 below = ledger.block_hashes(chain, batch.lo - 1, batch.lo - 1).get(batch.lo - 1)
                 if batch.lo > 0 and below is not None and below != batch.parent_hash:
                     fork = _fork_point(ledger, chain, client, batch.lo - 1)
-                    removed = ledger.rollback_to(chain, fork)
-                    result.reorgs.append((fork, removed))
-                    progress.message(
-                        f"reorg: block {batch.lo} does not build on the stored block {batch.lo - 1}; "
-                        f"rolled back {removed} block(s) above height {fork}"
-                    )
+                    _rollback(ledger, chain, fork, result, progress,
+                              f"block {batch.lo} does not build on the stored block {batch.lo - 1}")
                     restart_from(fork + 1)
                     submit()
                     continue

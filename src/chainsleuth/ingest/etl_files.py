@@ -77,8 +77,16 @@ _RECEIPT_FIELDS = {
 }
 # Columns that are signed in the source data (block/transaction version is int32).
 _SIGNED = {"version"}
-# float64 keeps 15 significant decimal digits; a longer number in float notation
-# (e.g. "1.2345678901234567E+25") may be a rounded rendering and is refused.
+# Integers written in float notation. A rendering with few digits may be rounded
+# ("1.23457E+20": a spreadsheet's General format, printf %g), and nothing in the
+# text tells. So (see parse_integer):
+# * BigQuery exports render NUMERIC exactly, round values in exponent form
+#   ("7400E+15"); in their rows (timestamps as "... UTC") such text is taken as
+#   written, unless it has more digits than a float64 keeps beyond 2**53, the
+#   sign of a FLOAT64 rendering;
+# * elsewhere (etl CSV/JSON write plain integers) exponent text is refused, and a
+#   JSON float or "123.0" text is accepted only up to 2**53, where every integer
+#   has an exact float64 (pandas writes int columns with gaps as floats).
 _FLOAT_SAFE_DIGITS = 15
 _FLOAT_EXACT_MAX = 2**53
 _BIGINT_MAX = 2**63 - 1
@@ -86,6 +94,24 @@ _CHUNK_ROWS = 20_000
 # Rows per write batch; CHAINSLEUTH_ETL_BATCH_ROWS tunes it (tests use small batches).
 _BATCH_ROWS = int(os.environ.get("CHAINSLEUTH_ETL_BATCH_ROWS", "100000"))
 _BATCH_BLOCKS = 1_000
+
+
+# Row identity per table for deduplication (block column first: Bitcoin has
+# duplicate txids in different blocks, BIP 30).
+_DEDUP_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
+    "ethereum": {
+        "transactions": ("block_number", "hash"),
+        "receipts": ("block_number", "transaction_hash"),
+        "logs": ("block_number", "transaction_hash", "log_index"),
+        "token_transfers": ("block_number", "transaction_hash", "log_index"),
+        "traces": ("block_number", "trace_id"),
+    },
+    "bitcoin": {
+        "transactions": ("block_number", "hash"),
+        "inputs": ("block_number", "transaction_hash", "index"),
+        "outputs": ("block_number", "transaction_hash", "index"),
+    },
+}
 
 
 class _NeedExactParse(Exception):
@@ -218,20 +244,20 @@ def _exact_json(where: str, lineno: int, line: str) -> Any:
 # -- value conversion -------------------------------------------------------------------
 
 
-def parse_amount(value: Any) -> int | None:
+def parse_amount(value: Any, *, bigquery: bool = False) -> int | None:
     """An exact non-negative integer from an int, a decimal string or an exact float form.
 
-    ``"1.23E+20"`` (BigQuery NUMERIC) is accepted because it names an integer
-    exactly; fractions, negatives and float renderings with more digits than a
-    float keeps are refused with ValueError.
+    ``"1.23E+20"`` is accepted only from a BigQuery export (``bigquery``), whose
+    NUMERIC renderer is exact; fractions, negatives and renderings that may have
+    been rounded are refused with ValueError (rules above ``_FLOAT_SAFE_DIGITS``).
     """
-    v = parse_integer(value)
+    v = parse_integer(value, bigquery=bigquery)
     if v is not None and v < 0:
         raise ValueError(f"negative amount {value!r}")
     return v
 
 
-def parse_integer(value: Any) -> int | None:
+def parse_integer(value: Any, *, bigquery: bool = False) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool):
@@ -240,8 +266,8 @@ def parse_integer(value: Any) -> int | None:
         return value
     if isinstance(value, float):
         raise _NeedExactParse
-    if isinstance(value, Decimal):
-        return _exact_decimal(value, str(value))
+    if isinstance(value, Decimal):  # a JSON number with a fraction or exponent
+        return _exact_decimal(value, str(value), exponent_text_ok=False)
     if isinstance(value, str):
         text = value.strip()
         if re.fullmatch(r"[+-]?\d+", text):
@@ -252,16 +278,24 @@ def parse_integer(value: Any) -> int | None:
             dec = Decimal(text)
         except InvalidOperation:
             raise ValueError(f"not a number: {value!r}") from None
-        return _exact_decimal(dec, text)
+        return _exact_decimal(dec, text, exponent_text_ok=bigquery)
     raise ValueError(f"not a number: {value!r}")
 
 
-def _exact_decimal(dec: Decimal, text: str) -> int:
+def _exact_decimal(dec: Decimal, text: str, exponent_text_ok: bool) -> int:
     if not dec.is_finite():
         raise ValueError(f"not a finite number: {text!r}")
     if dec != dec.to_integral_value():
         raise ValueError(f"not an integer: {text!r}")
     as_int = int(dec)
+    if not exponent_text_ok:
+        if abs(as_int) > _FLOAT_EXACT_MAX or "e" in text.lower():
+            raise ValueError(
+                f"{text!r} is in floating-point notation and may have lost precision (only BigQuery "
+                "exports may write exponents, and floats are exact only up to 2**53); export the "
+                "column as exact integers"
+            )
+        return as_int
     digits = len(dec.normalize().as_tuple().digits)
     if abs(as_int) > _FLOAT_EXACT_MAX and digits > _FLOAT_SAFE_DIGITS:
         raise ValueError(
@@ -419,6 +453,16 @@ class _Stage:
         self.buffer = {c: [] for c, _ in self.columns}
 
 
+def _is_bigquery_row(row: dict[str, Any]) -> bool:
+    """A row of a BigQuery export: its timestamp is rendered as ``YYYY-MM-DD HH:MM:SS[.f] UTC``
+    (etl exports write epoch seconds)."""
+    for col in ("block_timestamp", "timestamp"):
+        value = row.get(col)
+        if isinstance(value, str) and value.rstrip().endswith("UTC") and _TS_TEXT.match(value.strip()):
+            return True
+    return False
+
+
 def _stage_name(table: str, derived: bool = False) -> str:
     return f"_cs_etl_{table}{'_derived' if derived else ''}"
 
@@ -467,15 +511,20 @@ class _Importer:
                 raise InputFileError(where, lineno, f"{table}: {exc}") from None
 
     def _convert(self, table: str, row: dict[str, Any], defaults: dict[str, Any] | None = None,
-                 derived: bool = False) -> dict[str, Any]:
+                 derived: bool = False, bigquery: bool | None = None) -> dict[str, Any]:
         stage = (self.derived if derived else self.stages)[table]
+        if bigquery is None:
+            bigquery = _is_bigquery_row(row) or (defaults is not None and _is_bigquery_row(defaults))
         out: dict[str, Any] = {}
         for (col, typ), conv in zip(stage.columns, stage.converters, strict=True):
             raw = row.get(col)
             if raw is None and defaults:
                 raw = defaults.get(col)
             try:
-                value = conv(raw)
+                if bigquery and conv in (parse_amount, parse_integer):
+                    value = conv(raw, bigquery=True)
+                else:
+                    value = conv(raw)
             except _NeedExactParse:
                 raise
             except ValueError as exc:
@@ -525,7 +574,8 @@ class _Importer:
             receipt.update(transaction_hash=row.get("hash"),
                            transaction_index=row.get("transaction_index"),
                            block_hash=row.get("block_hash"), block_number=row.get("block_number"))
-            self.derived["receipts"].add(self._convert("receipts", receipt, derived=True))
+            self.derived["receipts"].add(
+                self._convert("receipts", receipt, derived=True, bigquery=_is_bigquery_row(row)))
         elif table == "logs":
             log = dict(row)
             log["topics"] = parse_list(row.get("topics"))
@@ -580,11 +630,9 @@ class _Importer:
                        else "ERC-20 Transfer logs")
                 )
         imported = [t for t, st in self.stages.items() if st.rows > 0]
-        for table in imported:
-            name = self.stages[table].name
-            # The same rows may come twice (e.g. a CSV and a JSON export of one range).
-            con.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS SELECT DISTINCT * FROM "{name}"')
         if "blocks" in imported:
+            name = self.stages["blocks"].name
+            con.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS SELECT DISTINCT * FROM "{name}"')
             bad = con.execute(
                 f'SELECT number, count(*) FROM "{self.stages["blocks"].name}" '
                 "GROUP BY number HAVING count(*) > 1 ORDER BY number LIMIT 1"
@@ -604,7 +652,52 @@ class _Importer:
                     f'FROM "{self.stages["blocks"].name}" AS b WHERE b.number = s.block_number '
                     f"AND (s.block_hash IS NULL{' OR s.block_timestamp IS NULL' if 'block_timestamp' in cols else ''})"
                 )
+        # The same rows may come twice (e.g. an ethereum-etl CSV without timestamps and
+        # a BigQuery JSON with them): deduplicated after the fill, by key.
+        for table in imported:
+            if table != "blocks":
+                self._dedupe(table, root)
         return imported
+
+    def _dedupe(self, table: str, root: str) -> None:
+        """Drop repeated rows; rows with the same key are merged column by column.
+
+        A column NULL in one copy takes the other copy's value; two different values
+        for one key are an error. Rows lacking a key column (geth traces without
+        trace_id) are deduplicated on all columns.
+        """
+        con = self.ledger.con
+        name = self.stages[table].name
+        con.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS SELECT DISTINCT * FROM "{name}"')
+        keys = _DEDUP_KEYS[self.family].get(table)
+        if not keys:
+            return
+        key_sql = ", ".join(f'"{k}"' for k in keys)
+        has_key = " AND ".join(f'"{k}" IS NOT NULL' for k in keys)
+        dup = con.execute(
+            f'SELECT 1 FROM "{name}" WHERE {has_key} GROUP BY {key_sql} HAVING count(*) > 1 LIMIT 1'
+        ).fetchone()
+        if dup is None:
+            return
+        cols = [c for c, _ in self.schema[table]]
+        others = [c for c in cols if c not in keys]
+        differs = " OR ".join(f'count(DISTINCT "{c}") > 1' for c in others) or "false"
+        which_cols = ", ".join(f"CASE WHEN count(DISTINCT \"{c}\") > 1 THEN '{c}' END" for c in others)
+        clash = con.execute(
+            f'SELECT {key_sql}, [{which_cols}] '
+            f'FROM "{name}" WHERE {has_key} GROUP BY {key_sql} HAVING {differs} LIMIT 1'
+        ).fetchone()
+        if clash is not None:
+            which = ", ".join(c for c in clash[-1] if c)
+            key_text = ", ".join(f"{k}={v}" for k, v in zip(keys, clash[:-1], strict=True))
+            raise InputFileError(root, None, f"{table} row {key_text} appears twice with different {which}")
+        merged = ", ".join(f'"{c}"' if c in keys else f'max("{c}") AS "{c}"' for c in cols)
+        plain = ", ".join(f'"{c}"' for c in cols)
+        con.execute(
+            f'CREATE OR REPLACE TEMP TABLE "{name}" AS '
+            f'SELECT {plain} FROM "{name}" WHERE NOT ({has_key}) '
+            f'UNION ALL SELECT {merged} FROM "{name}" WHERE {has_key} GROUP BY {key_sql}'
+        )
 
     def plan(self, chain: str, imported: list[str]) -> tuple[list[tuple[int, int]], int, dict[int, int]]:
         """Block ranges to write, blocks skipped as already stored, rows per block."""

@@ -4,21 +4,43 @@ Batched requests, retries with exponential backoff on transport faults, and
 clear errors for the user: wrong credentials fail at once, an unreachable node
 fails after the retries with the URL (password redacted) and the last cause.
 Thread-safe: jobs run several batches at once from a thread pool.
+
+Only for read-only calls (block, receipt and trace reads): a request whose
+answer was lost or rate-limited is sent again as a whole, which would apply a
+state-changing call (``eth_sendRawTransaction``, ``sendrawtransaction``) twice.
+
+Rate limits: HTTP 429 and the JSON-RPC error -32005 ("limit exceeded", used by
+Infura, Alchemy and geth-compatible providers) are retried with the same
+bounded exponential backoff, honouring a ``Retry-After`` header in seconds (at
+most ``_MAX_RETRY_AFTER``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 import orjson
 
 from ..errors import NodeAuthError, NodeError, NodeUnreachable
+
+RATE_LIMIT_CODE = -32005  # EIP-1474 "limit exceeded"
+_MAX_RETRY_AFTER = 60.0  # seconds; a longer Retry-After is capped, not obeyed
+
+
+def _rate_limited(reply: Any) -> bool:
+    """Whether a decoded reply (one object or a batch) carries a rate-limit error."""
+    items = reply if isinstance(reply, list) else [reply]
+    return any(
+        isinstance(r, dict) and isinstance(r.get("error"), dict) and r["error"].get("code") == RATE_LIMIT_CODE
+        for r in items
+    )
 
 
 class RpcError(NodeError):
@@ -63,7 +85,8 @@ class JsonRpcClient:
             raise NodeError(f"not an http(s) RPC URL: {redact_url(url)}")
         auth = None
         if parts.username is not None:
-            auth = httpx.BasicAuth(parts.username, parts.password or "")
+            # urlsplit keeps percent-escapes: "p%40ss" in the URL is the password "p@ss".
+            auth = httpx.BasicAuth(unquote(parts.username), unquote(parts.password or ""))
             netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
             url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
         self.url = url
@@ -88,6 +111,13 @@ class JsonRpcClient:
         with self._lock:
             return next(self._ids)
 
+    def _sleep(self, attempt: int, retry_after: str | None = None) -> None:
+        delay = self.backoff * (2**attempt)
+        if retry_after is not None:
+            with contextlib.suppress(ValueError):  # an HTTP date: keep the exponential delay
+                delay = max(delay, min(float(retry_after), _MAX_RETRY_AFTER))
+        time.sleep(delay)
+
     def _post(self, body: bytes) -> Any:
         last: Exception | None = None
         for attempt in range(self.retries + 1):
@@ -105,21 +135,33 @@ class JsonRpcClient:
                     f"the node at {self.display_url} refused the credentials "
                     f"(HTTP {resp.status_code}); check the user and password in the RPC URL"
                 )
-            if resp.status_code in (502, 503, 504):
-                last = NodeError(f"HTTP {resp.status_code}")
+            if resp.status_code in (429, 502, 503, 504):
+                last = NodeError(f"HTTP {resp.status_code}"
+                                 + (" (rate limited)" if resp.status_code == 429 else ""))
                 if attempt < self.retries:
-                    time.sleep(self.backoff * (2**attempt))
+                    self._sleep(attempt, resp.headers.get("retry-after"))
                 continue
             content = resp.content
             if self.content_filter is not None:
                 content = self.content_filter(content)
             try:
-                return orjson.loads(content)
+                reply = orjson.loads(content)
             except orjson.JSONDecodeError as exc:
                 raise NodeError(
                     f"{self.display_url} answered HTTP {resp.status_code} with non-JSON: "
                     f"{resp.text[:200]!r}"
                 ) from exc
+            if attempt < self.retries and _rate_limited(reply):
+                # The whole request again: safe because every call is read-only.
+                last = NodeError(f"JSON-RPC error {RATE_LIMIT_CODE} (rate limited)")
+                self._sleep(attempt, resp.headers.get("retry-after"))
+                continue
+            return reply  # after the last retry a rate-limit error surfaces as RpcError
+        if isinstance(last, NodeError) and "rate limited" in str(last):
+            raise NodeError(
+                f"the node at {self.display_url} is still rate-limiting after {self.retries + 1} "
+                "attempts (HTTP 429); use fewer workers or a smaller batch size, or another node"
+            )
         raise NodeUnreachable(
             f"cannot reach the node at {self.display_url} after {self.retries + 1} attempts "
             f"({type(last).__name__}: {last}); is it running and is the URL right?"
