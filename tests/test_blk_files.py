@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import bitcoin
 import pytest
@@ -16,6 +17,7 @@ from bitcoin.core import CBlock, b2lx
 from bitcoin.wallet import CBitcoinAddress, CBitcoinAddressError
 
 from chainsleuth.errors import BlockFileError, ConfigError
+from chainsleuth.ingest.bitcoin_rpc import ingest_bitcoin_rpc
 from chainsleuth.ingest.blk_files import ingest_blk_files
 from chainsleuth.store import Ledger
 
@@ -291,3 +293,40 @@ def test_txids_of_segwit_block_with_each_sha256_backend(shared_data: Path, backe
     blk = CBlock.deserialize(_blocks_of(path)[0])
     assert any(tx.has_witness() for tx in blk.vtx)
     assert out[1] == b"".join(tx.GetTxid() for tx in blk.vtx).hex()
+
+
+@pytest.mark.node
+def test_node_own_xor_scrambled_blk_file_equals_rpc_ingest(fresh_bitcoind: Any, tmp_path: Path) -> None:
+    """A real node's own blk00000.dat (XOR-scrambled with its blocks/xor.dat) gives exactly
+    the rows of an RPC ingest (JSON verbosity 3: an independent decoder) of the same chain."""
+    from nodes_bitcoin import make_activity
+
+    node = fresh_bitcoind
+    make_activity(node)
+    tip = node.height()
+    rpc_db, blk_db = tmp_path / "rpc.duckdb", tmp_path / "blk.duckdb"
+    with Ledger(rpc_db) as led:
+        res = ingest_bitcoin_rpc(led, node.rpc_url, raw=False)
+        assert (res.first_block, res.last_block) == (0, tip)
+    node.stop()  # a clean stop flushes the last blk file
+    blocks_dir = node.datadir / "regtest" / "blocks"
+    key = (blocks_dir / "xor.dat").read_bytes()
+    assert len(key) == 8 and any(key)  # really scrambled: Core's default random key
+    head = (blocks_dir / "blk00000.dat").read_bytes()[:4]
+    assert head != bytes.fromhex("fabfb5da")  # the regtest magic is not visible in the clear
+    with Ledger(blk_db) as led:
+        res = ingest_blk_files(led, [blocks_dir / "blk00000.dat"], network="regtest")
+        assert (res.first_block, res.last_block, res.blocks) == (0, tip, tip + 1)
+        led.con.execute(f"ATTACH '{rpc_db}' AS r (READ_ONLY)")
+        for t in TABLES:
+            q = f"SELECT * FROM {{}}bitcoin_regtest.{t}"
+            n = led.con.execute(f"SELECT count(*) FROM ({q.format('')})").fetchone()
+            diff = led.con.execute(
+                f"SELECT (SELECT count(*) FROM ({q.format('')} EXCEPT ALL {q.format('r.')})),"
+                f"       (SELECT count(*) FROM ({q.format('r.')} EXCEPT ALL {q.format('')}))"
+            ).fetchone()
+            assert n is not None and n[0] > 0, t
+            assert diff == (0, 0), t
+        kinds = {r[0] for r in led.con.execute(
+            "SELECT DISTINCT type FROM bitcoin_regtest.outputs").fetchall()}
+        assert {"pubkey", "multisig", "nulldata", "witness_v1_taproot", "scripthash"} <= kinds

@@ -68,12 +68,12 @@ _M32 = 0xFFFFFFFF
 # Numba SHA-256 compiled as a C callback is registered under the same symbol.
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _rotr(x, n):
     return ((x >> n) | (x << (32 - n))) & _M32
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sha256_compress(state, msg, off, w):
     for i in range(16):
         p = off + 4 * i
@@ -105,7 +105,7 @@ def _sha256_compress(state, msg, off, w):
 CTX_BYTES = 256  # >= sizeof(SHA256_CTX) (112) and the fallback's state + pending block
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _ctx_update(ctx, msg, length):
     """Fallback SHA256_Update. ``ctx``: bytes 0..63 the state (int64 words), 64 the
     length so far, 72 the bytes pending, 128..191 the pending block."""
@@ -134,7 +134,7 @@ def _ctx_update(ctx, msg, length):
     words[9] = fill
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _ctx_final(ctx, out):
     words = ctx[:80].view(np.int64)
     total = words[8]
@@ -235,7 +235,7 @@ def _sha_final(typingctx, dst, ctx):
     return _types.void(_types.uintp, _types.uintp), _c_call("SHA256_Final", "pp")
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sha256_at(src_addr, length, dst_addr, ctx_addr):
     """SHA-256 of ``length`` bytes at address ``src_addr`` into ``dst_addr`` (32 bytes)."""
     _sha_init(ctx_addr)
@@ -243,14 +243,14 @@ def _sha256_at(src_addr, length, dst_addr, ctx_addr):
     _sha_final(dst_addr, ctx_addr)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sha256(msg, length, out):
     """SHA-256 of ``msg[:length]`` into ``out[:32]``."""
     ctx = np.empty(CTX_BYTES, dtype=np.uint8)
     _sha256_at(msg.ctypes.data, length, out.ctypes.data, ctx.ctypes.data)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _txids(buf, tx_start, tx_end, tx_wit):
     nt = tx_start.shape[0]
     out = np.empty(nt * 32, dtype=np.uint8)
@@ -284,7 +284,7 @@ def txids(buf: np.ndarray, tx_start: np.ndarray, tx_end: np.ndarray, tx_wit: np.
 # -- structure scan -------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _varint(buf: np.ndarray, pos: int, end: int) -> tuple[int, int]:
     if pos >= end:
         return -1, pos
@@ -302,13 +302,13 @@ def _varint(buf: np.ndarray, pos: int, end: int) -> tuple[int, int]:
     return v, pos + 1 + width
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _u32(buf: np.ndarray, pos: int) -> int:
     return (np.int64(buf[pos]) | (np.int64(buf[pos + 1]) << 8)
             | (np.int64(buf[pos + 2]) << 16) | (np.int64(buf[pos + 3]) << 24))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def scan_blocks(buf, bstarts, bends, fill, counts, blk_ntx,
                 tx_start, tx_end, tx_wit, tx_version, tx_locktime, tx_in_first, tx_nin,
                 tx_out_first, tx_nout,
@@ -443,7 +443,7 @@ HEX_PAIRS = np.array([ord("0123456789abcdef"[b >> 4]) | (ord("0123456789abcdef"[
                       for b in range(256)], dtype=np.uint16)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def hex_slices(buf, offs, lens, reverse):
     """Hex text of each ``buf[offs[i]:offs[i]+lens[i]]``: (chars, int64 offsets)."""
     n = offs.shape[0]
@@ -465,7 +465,7 @@ def hex_slices(buf, offs, lens, reverse):
     return pairs.view(np.uint8), offsets
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _is_strict_der(buf, o, n):
     # BIP66 IsValidSignatureEncoding on buf[o:o+n] (sighash byte included).
     if n < 9 or n > 73 or buf[o] != 0x30 or buf[o + 1] != n - 3:
@@ -485,7 +485,7 @@ def _is_strict_der(buf, o, n):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _put(out, p, text):
     for k in range(text.shape[0]):
         out[p + k] = text[k]
@@ -497,7 +497,7 @@ SIGHASH_BUF = np.frombuffer(b"[ALL][NONE][SINGLE][ALL|ANYONECANPAY][NONE|ANYONEC
 SIGHASH_OFF = np.array([0, 5, 11, 19, 37, 56, 77], dtype=np.int64)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def asm_slices(buf, offs, lens, sighash, opname_buf, opname_off):
     """Bitcoin Core asm (ScriptToAsmStr) of each script slice: (chars, int64 offsets)."""
     n = offs.shape[0]
@@ -589,7 +589,7 @@ def asm_slices(buf, offs, lens, sighash, opname_buf, opname_off):
 # -- script classification and addresses ----------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def classify_outputs(buf, offs, lens):
     """Core Solver type code per output script, and the payload offset/length.
 
@@ -674,7 +674,7 @@ def classify_outputs(buf, offs, lens):
 _B58_LIMB = np.uint64(58**5)  # base-58 digits five at a time: a limb times 2**32 fits 64 bits
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _base58check(buf, poff, version, out, p, payload, h1, h2, limbs, ctx):
     """Base58Check of version byte + 20-byte payload at ``buf[poff:]``; returns the length."""
     payload[0] = version
@@ -730,7 +730,7 @@ def _base58check(buf, poff, version, out, p, payload, h1, h2, limbs, ctx):
     return q - p
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _bech32(buf, poff, plen, ver, hrp, out, p):
     gen = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
     data = np.empty(80, dtype=np.int64)
@@ -779,7 +779,7 @@ def _bech32(buf, poff, plen, ver, hrp, out, p):
     return q - p
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def encode_addresses(buf, code, poff, plen, wver, p2pkh, p2sh, hrp):
     """Address text per output for the single-address types (fixed-width slots)."""
     n = code.shape[0]
@@ -802,7 +802,7 @@ def encode_addresses(buf, code, poff, plen, wver, p2pkh, p2sh, hrp):
     return out, alen
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def assemble_lists(slots, alen, count, extra_buf, extra_off, extra_first):
     """Flatten per-output address lists into (chars, value offsets, list offsets).
 
@@ -850,7 +850,7 @@ def assemble_lists(slots, alen, count, extra_buf, extra_off, extra_first):
 # -- linking inputs to outputs of the same batch ---------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _key64(a, off):
     v = np.uint64(0)
     for k in range(8):
@@ -858,7 +858,7 @@ def _key64(a, off):
     return v
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def link_inputs(buf, txid_raw, in_prev, in_vout, in_tx, tx_nout, tx_out_first, out_value):
     """Resolve inputs against the outputs of this batch (open-addressing table on txids).
 
@@ -908,7 +908,7 @@ def link_inputs(buf, txid_raw, in_prev, in_vout, in_tx, tx_nout, tx_out_first, o
     return src_out, in_value, unresolved, in_sum
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gather_fixed(chars, width, idx):
     """Row ``i`` = the ``width`` characters of string ``idx[i]`` in a fixed-width buffer.
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -361,6 +361,7 @@ class _Fetched:
     first_parent: str | None = None
     transactions: int = 0
     broken: bool = False  # the node reorged while the batch was fetched
+    unresolved: bool = False  # column lists with inputs lacking prevouts (JSON without them)
 
 
 def _env_number(name: str, default: float) -> float:
@@ -427,8 +428,12 @@ class _Source:
         if any(blk.get("tx") and isinstance(blk["tx"][0], str) for blk in blocks):
             txmap = self._raw_transactions(blocks)
         tables = map_blocks(blocks, self.network, txmap)
-        return _Fetched(lo, hi, hashes, tables=tables, first_parent=blocks[0].get("previousblockhash"),
-                        transactions=len(tables["transactions"]["hash"]))
+        ntx = len(tables["transactions"]["hash"])
+        unresolved = any(v is None for v in tables["inputs"]["value"])
+        # Arrow conversion here, on the worker, keeps it off the writing thread.
+        return _Fetched(lo, hi, hashes, tables=tables if unresolved else to_arrow(tables),
+                        first_parent=blocks[0].get("previousblockhash"), transactions=ntx,
+                        unresolved=unresolved)
 
     def _raw_transactions(self, blocks: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
         calls = [("getrawtransaction", [txid, 1]) for blk in blocks for txid in blk.get("tx") or []]
@@ -485,6 +490,23 @@ def _store_lookup(ledger: Ledger, chain: str) -> Callable[[list[tuple[str, int]]
         return {(h, int(n)): (None if v is None else int(v), t, r, a) for h, n, v, t, r, a in rows}
 
     return lookup
+
+
+_GROUP_TRANSACTIONS = 50_000  # most transactions written in one store transaction
+
+
+def _concat_tables(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One batch of tables from several (Arrow tables, or column lists where a
+    value did not fit Arrow's int64: then all become lists for the ledger)."""
+    if len(parts) == 1:
+        return parts[0]
+    if all(isinstance(t, pa.Table) for p in parts for t in p.values()):
+        return {name: pa.concat_tables([p[name] for p in parts], promote_options="permissive")
+                for name in parts[0]}
+    lists = [{name: t.to_pydict() if isinstance(t, pa.Table) else t for name, t in p.items()}
+             for p in parts]
+    return to_arrow({name: {col: [v for p in lists for v in p[name][col]] for col in lists[0][name]}
+                     for name in lists[0]})
 
 
 def _batches(lo: int, hi: int, size: int) -> Iterator[tuple[int, int]]:
@@ -570,6 +592,8 @@ def ingest_bitcoin_rpc(
             raise ConfigError(f"raw block decoding supports Bitcoin networks only, not {node_chain!r}")
         if verbosity is None:
             verbosity = 3 if raw else _detect_verbosity(client, client.call("getblockhash", start))
+        if raw:
+            client.content_filter = None  # serialized blocks: no JSON amounts to keep exact
         source = _Source(client, network, verbosity, raw=bool(raw))
         store_lookup = _store_lookup(ledger, chain)
         progress.start(f"{chain} via RPC {client.display_url}", end - start + 1)
@@ -626,9 +650,13 @@ def _run_pipeline(
     """Fetch and write lo..hi; returns the next height to do (hi + 1 when done,
     lower after a reorg or a batch fetched across one)."""
     stored = ledger.block_hashes(chain, lo, hi)
+    # write_batch's own replace decision (the range reaches the stored tip), taken
+    # once: this run's writes ascend, so they never raise the tip above a later range.
+    start_tip = ledger.tip(chain)
     batches = _batches(lo, hi, batch_size)
     pending: list[Future[_Fetched]] = []
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="btc-rpc")
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="btc-store")
     try:
         def submit_next() -> None:
             nxt = next(batches, None)
@@ -637,27 +665,83 @@ def _run_pipeline(
 
         for _ in range(workers * 2):  # keep the node busy while the store writes
             submit_next()
+        # Fetched batches that link up are written together: every write_batch pays
+        # a fixed cost (a transaction, a statement per table, the prevout checks)
+        # that dominates small batches. A group goes to the writer thread as soon
+        # as the previous write is done (or when it is large), so this thread keeps
+        # taking fetched batches and refilling the fetch queue while the store
+        # works (DuckDB releases the GIL). The ledger is touched here only after
+        # the running write has finished.
+        group: list[_Fetched] = []
+        last_written: tuple[int, str] | None = None  # last block handed to the writer
+        writing: tuple[Future[dict[str, int]], int, int, int] | None = None
+
+        def settle() -> None:
+            """Wait for the running write (its errors surface here) and count it."""
+            nonlocal writing
+            if writing is None:
+                return
+            fut, lo_, hi_, ntx = writing
+            writing = None
+            result.add_rows(fut.result())
+            result.blocks += hi_ - lo_ + 1
+            result.transactions += ntx
+            result.first_block = lo_ if result.first_block is None else result.first_block
+            result.last_block = hi_
+            progress.advance(hi_ - lo_ + 1, ntx)
+
+        def flush(wait: bool = True) -> None:
+            nonlocal writing, last_written
+            if group:
+                settle()  # one write at a time, in height order
+                lo_, hi_ = group[0].lo, group[-1].hi
+                tables = _concat_tables([g.tables for g in group])
+                replace = start_tip is not None and lo_ <= start_tip[0]
+                fut = writer.submit(ledger.write_batch, chain, tables, (lo_, hi_), replace)
+                writing = (fut, lo_, hi_, sum(g.transactions for g in group))
+                last_written = (hi_, group[-1].hashes[-1])
+                group.clear()
+            if wait:
+                settle()
+
         while pending:
+            # While the next batch is still being fetched, hand the group over as
+            # soon as the writer is free.
+            while group and not pending[0].done():
+                if writing is None or writing[0].done():
+                    flush(wait=False)
+                    break
+                either: list[Future[Any]] = [pending[0], writing[0]]
+                wait(either, return_when=FIRST_COMPLETED)
             got = pending.pop(0).result()
             submit_next()
             if got.broken:
+                flush()
                 return got.lo
-            if got.lo > 0 and not got.skipped:  # a skipped batch equals the store already
-                parent = ledger.block_hashes(chain, got.lo - 1, got.lo - 1).get(got.lo - 1)
-                if parent is not None and parent != got.first_parent:
-                    fork = _find_fork(ledger, chain, client, got.lo - 1)
-                    removed = ledger.rollback_to(chain, fork)
-                    result.reorgs.append((fork, removed))
-                    progress.message(
-                        f"reorg: the node's block {got.lo} does not build on the stored block "
-                        f"{got.lo - 1}; rolled back {removed} block(s) above height {fork}"
-                    )
-                    return fork + 1
-            if got.skipped:
+            if got.skipped:  # a skipped batch equals the store already
+                flush(wait=False)
                 result.skipped_blocks += got.hi - got.lo + 1
                 progress.advance(got.hi - got.lo + 1, 0)
                 continue
-            if not source.raw and any(v is None for v in got.tables["inputs"]["value"]):
+            # The batch must build on the previous one: in memory when that one was
+            # grouped or handed to the writer here, else as stored.
+            prev = (group[-1].hi, group[-1].hashes[-1]) if group else last_written
+            if prev != (got.lo - 1, got.first_parent):
+                flush(wait=False)
+                if got.lo > 0:
+                    settle()
+                    parent = ledger.block_hashes(chain, got.lo - 1, got.lo - 1).get(got.lo - 1)
+                    if parent is not None and parent != got.first_parent:
+                        fork = _find_fork(ledger, chain, client, got.lo - 1)
+                        removed = ledger.rollback_to(chain, fork)
+                        result.reorgs.append((fork, removed))
+                        progress.message(
+                            f"reorg: the node's block {got.lo} does not build on the stored block "
+                            f"{got.lo - 1}; rolled back {removed} block(s) above height {fork}"
+                        )
+                        return fork + 1
+            if got.unresolved:
+                flush()  # prevouts may be outputs of the grouped batches: store them first
                 source_lookup = source.lookup_outputs
 
                 def lookup(keys: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[Any, Any, Any, Any]]:
@@ -668,16 +752,15 @@ def _run_pipeline(
                     return found
 
                 resolve_prevouts(got.tables, lookup)
-            tables = got.tables if source.raw else to_arrow(got.tables)
-            written = ledger.write_batch(chain, tables, (got.lo, got.hi))
-            result.add_rows(written)
-            result.blocks += got.hi - got.lo + 1
-            result.transactions += got.transactions
-            result.first_block = got.lo if result.first_block is None else result.first_block
-            result.last_block = got.hi
-            progress.advance(got.hi - got.lo + 1, got.transactions)
+                got.tables = to_arrow(got.tables)
+            group.append(got)
+            if (writing is None or writing[0].done()
+                    or sum(g.transactions for g in group) >= _GROUP_TRANSACTIONS):
+                flush(wait=False)
+        flush()
         return hi + 1
     finally:
         for f in pending:
             f.cancel()
+        writer.shutdown(wait=True)  # never leave a write running on the caller's ledger
         pool.shutdown(wait=True, cancel_futures=True)

@@ -125,19 +125,25 @@ def _bip34_height(buf: np.ndarray, start: int, end: int) -> int | None:
 
 def _scan_file(path: Path, key: bytes | None, magic: bytes, network: str) -> list[BlockRef]:
     """Frames of one file, headers hashed, every block's structure validated."""
-    buf = _unxor(_read(path), key, 0)
+    data = _read(path)
+    buf = _unxor(data, key, 0)
+    # Core preallocates files with plain zeros written around its XOR layer, so a
+    # scrambled file's unused tail is zero on disk (the key pattern once unscrambled);
+    # a copy scrambled as a whole has it zero after unscrambling. Both are padding.
+    on_disk = np.frombuffer(data, dtype=np.uint8)
     refs: list[BlockRef] = []
     n = buf.shape[0]
     pos = 0
     while pos < n:
         if n - pos < 8:
-            if not buf[pos:].any():
+            if not buf[pos:].any() or not on_disk[pos:].any():
                 break
             raise BlockFileError(f"{path}: truncated frame header at byte {pos}")
         head = buf[pos : pos + 4].tobytes()
-        if head == b"\0\0\0\0":
-            if buf[pos:].any():
-                nz = pos + int(np.flatnonzero(buf[pos:])[0])
+        if head == b"\0\0\0\0" or (head != magic and not on_disk[pos : pos + 4].any()):
+            tail = buf[pos:] if head == b"\0\0\0\0" else on_disk[pos:]
+            if tail.any():
+                nz = pos + int(np.flatnonzero(tail)[0])
                 raise BlockFileError(f"{path}: unexpected data after zero padding at byte {nz}")
             break  # preallocated tail
         if head != magic:
