@@ -6,6 +6,7 @@ ANVIL_VERSION=1.7.1
 SOLC_VERSION=0.8.26
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DEST=${1:-$ROOT/.nodes/anvil}
+mkdir -p "$DEST" && DEST=$(cd "$DEST" && pwd)  # absolute: we cd into it below
 BIN=$DEST/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 SOLCJS=$DEST/node_modules/solc/solc.js
 if [[ -x $BIN && -f $SOLCJS && -f $DEST/.installed-$ANVIL_VERSION-$SOLC_VERSION ]]; then
