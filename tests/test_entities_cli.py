@@ -49,3 +49,38 @@ def test_cluster_why_show(tmp_path: Path) -> None:
     ):
         r = _run(db, *args)
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+
+
+def test_conflicting_tags_on_one_entity_are_reported(tmp_path: Path) -> None:
+    """An exchange-tagged and a mixer-tagged address co-spend: `tags conflicts` and
+    `entity show` report it; nothing is resolved away."""
+    import subprocess
+    import sys
+
+    from chainsleuth.entities import cluster_chain
+    from chainsleuth.entities.synthetic import Tx, write_utxo_blocks
+    from chainsleuth.tags import import_tags
+
+    exch, mixer = "1BoatSLRHtKNngkdXEeobR76b53LETtpyT", "1Q2TWHE3GMdB6BZKafqwxXtWAWgFt5Jvm3"
+    db = tmp_path / "c.duckdb"
+    tags_csv = tmp_path / "t.csv"
+    tags_csv.write_text("address,currency,label,category,confidence\n"
+                        f"{exch},BTC,Some Exchange,exchange,forensic\n"
+                        f"{mixer},BTC,Some Mixer,mixing_service,forensic\n")
+    with Ledger(db) as led:
+        write_utxo_blocks(led, "btc", [
+            [Tx("c0", [], [(exch, 10**8), (mixer, 10**8)])],
+            [Tx("t1", [("c0", 0), ("c0", 1)], [("1Other", 2 * 10**8 - 500)])],
+        ])
+        cluster_chain(led, "btc")
+        import_tags(led, "csv", tags_csv)
+    cli = [sys.executable, "-m", "chainsleuth.cli.main", "--db", str(db)]
+    out = subprocess.run([*cli, "tags", "conflicts", "--chain", "btc", "--format", "json"],
+                         capture_output=True, text=True, check=True).stdout
+    import json
+
+    rows = json.loads(out)
+    assert len(rows) == 1 and rows[0]["categories"] == ["exchange", "mixing_service"]
+    show = subprocess.run([*cli, "entity", "show", exch, "--chain", "btc"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "conflicting tags" in show and "[exchange, forensic]" in show

@@ -123,12 +123,16 @@ def show_cmd(
         name = _default_chain(ledger, chain)
         info = entity_of(ledger, name, address, sample=sample)
         tags: list[dict[str, Any]] | None = None
+        conflicts: list[dict[str, Any]] = []
         try:  # the tag store is another layer and optional here
-            from ..tags import entity_tags
+            from ..tags import entity_tags, tag_conflicts
         except ImportError:
             entity_tags = None  # type: ignore[assignment]
         if entity_tags is not None:
             tags = list(entity_tags(ledger, name, int(info["cluster_id"])))
+            if len(tags) > 1:
+                conflicts = [c for c in tag_conflicts(ledger, name)
+                             if str(c["entity"]) == str(info["cluster_id"])]
     console.print(f"[bold]entity {info['cluster_id']}[/] on {name} (contains {info['address']})")
     for label, key in (("addresses", "size"), ("first seen", "first_seen"),
                        ("last seen", "last_seen"), ("received", "received"), ("sent", "sent"),
@@ -142,9 +146,13 @@ def show_cmd(
         for t in tags[:20]:
             console.print(f"    {t.get('address')}: {t.get('label')} [{t.get('category')}, "
                           f"{t.get('confidence')}] actor={t.get('actor')} source={t.get('source')}",
-                          highlight=False)
+                          highlight=False, markup=False)
         if len(tags) > 20:
             console.print(f"    ... {len(tags) - 20:,} more")
     elif tags is not None:
         console.print("  tags          none")
+    for c in conflicts:
+        console.print(
+                    f"  [bold yellow]conflicting tags[/]: categories {c['categories']}, "
+                    f"actors {c['actors']} (reported, not resolved)", highlight=False)
     console.print("  sample        " + ", ".join(info["sample_addresses"]))

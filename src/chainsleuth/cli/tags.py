@@ -94,5 +94,34 @@ def export_cmd(
     console.print(f"wrote {n:,} tags to {path}")
 
 
+@tags_app.command("conflicts")
+def conflicts_cmd(
+    ctx: typer.Context,
+    chain: Annotated[str, typer.Option(help="Chain whose entities to check.")],
+    fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """List entities whose tags disagree (e.g. exchange + mixer, two unrelated actors).
+
+    Conflicts are reported for a human to judge; nothing is resolved or dropped.
+    """
+    from ..tags import tag_conflicts
+
+    with Ledger(state(ctx).db) as ledger:
+        rows = tag_conflicts(ledger, chain)
+    if fmt == "json":
+        console.print_json(json.dumps(rows, default=str))
+        return
+    table = Table("entity", "addresses", "tags", "categories", "actors", "why")
+    for r in rows:
+        why = "; ".join(
+            [f"{a} vs {b}" for a, b in r["category_conflicts"]]
+            + [f"actor {a} vs {b}" for a, b in r["actor_conflicts"]]
+        )
+        table.add_row(str(r["entity"]), f"{r['addresses']:,}", f"{r['tags']:,}",
+                      ", ".join(r["categories"]), ", ".join(r["actors"]), why)
+    console.print(table)
+    console.print(f"{len(rows)} entit{'y' if len(rows) == 1 else 'ies'} with conflicting tags")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(tags_app, name="tags")

@@ -264,6 +264,17 @@ def _find_fork(ledger: Ledger, chain: str) -> int | None:
     return None if row is None or row[0] is None else int(row[0])
 
 
+def _first_unprocessed(ledger: Ledger, chain: str, last_block: int) -> int | None:
+    """Lowest stored block at or below ``last_block`` that no run has processed."""
+    row = _fetch1(ledger.con.execute(
+        f"""SELECT min(b.number) FROM "{chain}".blocks b
+            LEFT JOIN {E}.processed_blocks p ON p.chain = ? AND p.number = b.number
+            WHERE b.number <= ? AND p.number IS NULL""",
+        [chain, last_block],
+    ))
+    return None if row is None or row[0] is None else int(row[0])
+
+
 def _delete_chain_state(ledger: Ledger, chain: str, from_block: int | None) -> None:
     """Remove clustering state of ``chain`` (from ``from_block`` on, or all)."""
     con = ledger.con
@@ -395,6 +406,9 @@ def cluster_chain(
     tip_height = tip[0]
 
     fork = None if last is None else _find_fork(ledger, chain)
+    gap = None if last is None else _first_unprocessed(ledger, chain, int(last[1]))
+    if gap is not None:  # blocks ingested below the last run: redo from there, like a reorg
+        fork = gap if fork is None else min(fork, gap)
     if full or last is None or json.loads(last[2] or "{}") != settings:
         mode, start = "full", chain_first
     elif fork is not None:
