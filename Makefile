@@ -31,9 +31,13 @@ test: setup nodes lint
 	$(BIN)/pytest
 
 bench: setup nodes
+	bash bench/install_peer_tools.sh
 	$(BIN)/python bench/bench_blk_parse.py
-	$(BIN)/python bench/bench_rpc_bitcoin.py
-	$(BIN)/python bench/bench_rpc_ethereum.py
+	BITCOIN_ETL_VENV=bench/.venvs/bitcoin-etl $(BIN)/python bench/bench_rpc_bitcoin.py
+	$(BIN)/python bench/bench_rpc_ethereum.py --txs 10000 --etl bench/.venvs/ethereum-etl/bin/ethereumetl
+	$(BIN)/python bench/bench_tags.py
+	$(BIN)/python bench/bench_cluster.py
+	$(BIN)/python bench/bench_cluster_accuracy.py
 
 clean:
 	rm -rf $(VENV) .nodes chainsleuth.duckdb bench/out
