@@ -10,6 +10,7 @@ import typer
 
 from ..config import db_path
 from ..errors import ChainsleuthError
+from . import conversions as conversions_cmd
 from . import demo as demo_cmd
 from . import entities as entities_cmd
 from . import ingest as ingest_cmd
@@ -45,6 +46,7 @@ def _global(
 app.add_typer(ingest_cmd.app, name="ingest")
 store_cmd.register(app)
 app.command("demo")(demo_cmd.demo)
+conversions_cmd.register(app)
 entities_cmd.register(app)
 tags_cmd.register(app)
 
