@@ -1,0 +1,120 @@
+"""``chainsleuth trace``: follow value forward or backward from seeds under a taint model."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ..errors import ConfigError
+from ..store import Ledger
+from .common import console, err_console, state
+
+FORMATS = ("table", "json", "csv", "graphml")
+
+
+def _graphml(doc: dict[str, Any]) -> str:
+    from xml.sax.saxutils import quoteattr
+
+    nodes = sorted({n for e in doc["edges"] for n in (e["from"], e["to"]) if n is not None})
+    ends = {e["address"]: e for e in doc["endpoints"]}
+    out = ['<?xml version="1.0" encoding="UTF-8"?>',
+           '<graphml xmlns="http://graphml.graphdrawing.org/xmlns">',
+           '<key id="category" for="node" attr.name="category" attr.type="string"/>',
+           '<key id="asset" for="edge" attr.name="asset" attr.type="string"/>',
+           '<key id="value" for="edge" attr.name="value" attr.type="string"/>',
+           '<key id="tx" for="edge" attr.name="transaction_hash" attr.type="string"/>',
+           '<key id="time" for="edge" attr.name="block_timestamp" attr.type="string"/>',
+           '<graph edgedefault="directed">']  # fmt: skip
+    for n in nodes:
+        cat = (ends.get(n) or {}).get("category") or ""
+        out.append(f'<node id={quoteattr(n)}><data key="category">{cat}</data></node>')
+    for e in doc["edges"]:
+        if e["from"] is None or e["to"] is None:
+            continue
+        out.append(f'<edge source={quoteattr(e["from"])} target={quoteattr(e["to"])}>'
+                   f'<data key="asset">{e["asset"]}</data><data key="value">{e["value"]}</data>'
+                   f'<data key="tx">{e["transaction_hash"]}</data><data key="time">{e["block_timestamp"]}</data></edge>')  # fmt: skip
+    out += ["</graph>", "</graphml>"]
+    return "\n".join(out) + "\n"
+
+
+def _csv(doc: dict[str, Any]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["section", "from", "to", "address", "asset", "value", "transaction_hash", "time", "category", "labels"])
+    for e in doc["edges"]:
+        w.writerow(["edge", e["from"], e["to"], "", e["asset"], e["value"], e["transaction_hash"], e["block_timestamp"], "", ""])  # fmt: skip
+    for e in doc["endpoints"]:
+        w.writerow(["endpoint", "", "", e["address"], e["asset"], e["value"], "", e["first_time"], e["category"] or "", ";".join(e["labels"])])  # fmt: skip
+    for h in doc["holdings"]:
+        w.writerow(["holding", "", "", h["address"], h["asset"], h["value"], "", "", "", ""])
+    return buf.getvalue()
+
+
+def trace_cmd(
+    ctx: typer.Context,
+    seeds: Annotated[list[str], typer.Option("--from", help="Seed: address, transaction hash or txid:n (repeatable).")],
+    chain: Annotated[str | None, typer.Option(help="Chain name (default: the ledger's only chain).")] = None,
+    backward: Annotated[bool, typer.Option("--backward", help="Where the value came from (UTXO chains).")] = False,
+    model: Annotated[str, typer.Option(help="haircut, poison, fifo or lifo.")] = "haircut",
+    hops: Annotated[int | None, typer.Option(help="Most address hops from a seed.")] = None,
+    since: Annotated[str | None, typer.Option(help="Start of the time window (ISO 8601, UTC).")] = None,
+    until: Annotated[str | None, typer.Option(help="End of the time window (ISO 8601, UTC).")] = None,
+    min_value: Annotated[int, typer.Option("--min-value", help="Smallest share followed (base units).")] = 0,
+    max_fanout: Annotated[int | None, typer.Option("--max-fanout", help="Do not follow through more recipients.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, json, csv or graphml.")] = "table",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Trace value from seeds through the ledger to service endpoints and holdings."""
+    from ..flows.trace import trace
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    with Ledger(state(ctx).db, read_only=False) as ledger:
+        if chain is None:
+            names = [c["name"] for c in ledger.chains()]
+            if len(names) != 1:
+                raise ConfigError(f"name the chain with --chain (the ledger has: {', '.join(names) or 'none'})")
+            chain = names[0]
+        res = trace(ledger, chain, seeds, backward=backward, model=model, hops=hops, since=since,
+                    until=until, min_value=min_value, max_fanout=max_fanout)  # fmt: skip
+    doc = res.to_json()
+    if fmt == "table":
+        _print_table(doc)
+        return
+    text = {"json": lambda: json.dumps(doc, indent=2) + "\n", "csv": lambda: _csv(doc),
+            "graphml": lambda: _graphml(doc)}[fmt]()  # fmt: skip
+    if output is not None:
+        output.write_text(text)
+        err_console.print(f"wrote {output}")
+    else:
+        typer.echo(text, nl=False)
+
+
+def _print_table(doc: dict[str, Any]) -> None:
+    t = Table("address", "asset", "value", "category", "labels", "first", "last", title="endpoints")
+    for e in doc["endpoints"]:
+        t.add_row(e["address"], e["asset"], e["value"], e["category"] or "", "; ".join(e["labels"]),
+                  e["first_time"], e["last_time"])  # fmt: skip
+    console.print(t)
+    h = Table("address", "asset", "value", title="still held")
+    for r in doc["holdings"]:
+        h.add_row(r["address"], r["asset"], r["value"])
+    console.print(h)
+    for asset, v in doc["seed_value"].items():
+        console.print(f"{asset}: seed {v}, accounted {doc['accounted'][asset]} "
+                      f"({doc['accounted_share'][asset]:.2%}), fees {doc['fees'].get(asset, '0')}")  # fmt: skip
+    for lim, d in doc["left_untraced"].items():
+        for asset, v in d.items():
+            console.print(f"[yellow]limit {lim}[/] left {v} {asset} untraced")
+    console.print(f"{len(doc['edges'])} edge(s)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("trace")(trace_cmd)
