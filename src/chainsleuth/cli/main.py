@@ -13,6 +13,7 @@ from ..errors import ChainsleuthError
 from . import conversions as conversions_cmd
 from . import demo as demo_cmd
 from . import entities as entities_cmd
+from . import exposure as exposure_cmd
 from . import flows as flows_cmd
 from . import ingest as ingest_cmd
 from . import store as store_cmd
@@ -49,6 +50,7 @@ store_cmd.register(app)
 app.command("demo")(demo_cmd.demo)
 conversions_cmd.register(app)
 entities_cmd.register(app)
+exposure_cmd.register(app)
 flows_cmd.register(app)
 tags_cmd.register(app)
 
