@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from .common import console, state
+from .common import console, default_chain, state
 
 entity_app = typer.Typer(help="Inspect entities (address clusters).", no_args_is_help=True)
 
@@ -15,19 +15,6 @@ entity_app = typer.Typer(help="Inspect entities (address clusters).", no_args_is
 def register(app: typer.Typer) -> None:
     app.command("cluster")(cluster)
     app.add_typer(entity_app, name="entity")
-
-
-def _default_chain(ledger: Any, chain: str | None) -> str:
-    from ..errors import ConfigError
-
-    if chain:
-        return chain
-    names = [c["name"] for c in ledger.chains()]
-    if len(names) == 1:
-        return str(names[0])
-    if not names:
-        raise ConfigError("the ledger holds no chains yet: ingest something first")
-    raise ConfigError(f"several chains in the ledger ({', '.join(names)}): pass --chain")
 
 
 def cluster(
@@ -55,7 +42,7 @@ def cluster(
     st = state(ctx)
     names = parse_change_list(change)
     with Ledger(st.db) as ledger, RichIngestProgress(console, quiet=st.quiet) as progress:
-        name = _default_chain(ledger, chain)
+        name = default_chain(ledger, chain)
         res = cluster_chain(
             ledger, name, change=names, min_confidence=min_confidence,
             coinjoin_exclusion=not no_coinjoin_exclusion,
@@ -90,7 +77,7 @@ def why_cmd(
 
     st = state(ctx)
     with Ledger(st.db, read_only=True) as ledger:
-        path = why(ledger, _default_chain(ledger, chain), address_a, address_b)
+        path = why(ledger, default_chain(ledger, chain), address_a, address_b)
     if not path:
         console.print("same address")
         return
@@ -120,7 +107,7 @@ def show_cmd(
         raise StoreError(f"no ledger at {st.db} (ingest something first, or pass --db)")
     # not read-only: the tag store creates its (empty) tables on first use
     with Ledger(st.db) as ledger:
-        name = _default_chain(ledger, chain)
+        name = default_chain(ledger, chain)
         info = entity_of(ledger, name, address, sample=sample)
         tags: list[dict[str, Any]] | None = None
         conflicts: list[dict[str, Any]] = []

@@ -17,11 +17,18 @@ Invisible characters (whitespace, zero-width spaces, BOM) are removed everywhere
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 
 from Crypto.Hash import keccak
+
+from ..ingest.bitcoin_script import (
+    B58_ALPHABET,
+    base58_encode,
+    base58check_decode,
+    bech32_decode,
+    sha256d,
+)
 
 # Currencies whose addresses are 20-byte EVM accounts (GraphSense codes and the OFAC asset codes).
 EVM_CURRENCIES = frozenset(
@@ -39,8 +46,6 @@ _HEX40 = re.compile(r"^(?:0[xX])?([0-9a-fA-F]{40})$")
 _TRON_HEX = re.compile(r"^(?:0[xX])?41([0-9a-fA-F]{40})$")
 _BECH32_HRP = re.compile(r"^(bc|tb|bcrt|ltc|tltc|rltc)1[02-9ac-hj-np-z]{6,}$", re.IGNORECASE)
 _CASHADDR = re.compile(r"^(?:(bitcoincash|bchtest|bchreg):)?([qp][02-9ac-hj-np-z]{41})$", re.I)
-_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-_B58_INDEX = {c: i for i, c in enumerate(_B58)}
 
 
 @dataclass(frozen=True)
@@ -68,33 +73,17 @@ def eip55(address_hex40: str) -> str:
 
 
 def b58encode_check(payload: bytes) -> str:
-    checksum = hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4]
-    data = payload + checksum
-    num = int.from_bytes(data, "big")
-    out = []
-    while num:
-        num, rem = divmod(num, 58)
-        out.append(_B58[rem])
-    pad = len(data) - len(data.lstrip(b"\0"))
-    return "1" * pad + "".join(reversed(out))
+    """Base58check of ``payload`` (version byte included), Bitcoin's alphabet."""
+    return base58_encode(payload + sha256d(payload)[:4])
 
 
 def b58decode_check(text: str) -> bytes | None:
     """The payload of a base58check string, or None when it is not valid base58check."""
-    num = 0
-    for ch in text:
-        idx = _B58_INDEX.get(ch)
-        if idx is None:
-            return None
-        num = num * 58 + idx
-    pad = len(text) - len(text.lstrip("1"))
-    raw = b"\0" * pad + (num.to_bytes((num.bit_length() + 7) // 8, "big") if num else b"")
-    if len(raw) < 5:
+    try:
+        version, rest = base58check_decode(text)
+    except ValueError:
         return None
-    payload, checksum = raw[:-4], raw[-4:]
-    if hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4] != checksum:
-        return None
-    return payload
+    return bytes([version]) + rest
 
 
 def tron_from_hex(hex40: str) -> str:
@@ -102,30 +91,13 @@ def tron_from_hex(hex40: str) -> str:
     return b58encode_check(b"\x41" + bytes.fromhex(hex40))
 
 
-def _bech32_polymod(values: list[int]) -> int:
-    gen = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
-    chk = 1
-    for v in values:
-        top = chk >> 25
-        chk = (chk & 0x1FFFFFF) << 5 ^ v
-        for i in range(5):
-            chk ^= gen[i] if (top >> i) & 1 else 0
-    return chk
-
-
 def bech32_valid(address: str) -> bool:
     """BIP-173/350 checksum check (bech32 or bech32m) of a lower-case address."""
-    pos = address.rfind("1")
-    if pos < 1 or pos + 7 > len(address):
-        return False
-    hrp, data = address[:pos], address[pos + 1 :]
-    charset = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
     try:
-        values = [charset.index(c) for c in data]
+        bech32_decode(address)
     except ValueError:
         return False
-    expanded = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
-    return _bech32_polymod(expanded + values) in (1, 0x2BC830A3)
+    return True
 
 
 def is_evm_currency(currency: str | None) -> bool:
@@ -176,7 +148,7 @@ def normalize_address(text: str, currency: str | None = None) -> Normalized:
             warnings.append(f"mixed-case cashaddr {s!r}; lower-cased")
         return Normalized(body.lower(), "cashaddr", tuple(warnings))
 
-    if s and all(c in _B58_INDEX for c in s):
+    if s and all(c in B58_ALPHABET for c in s):
         return Normalized(s, "base58", ())
     # e.g. XMR payment ids / hex keys: hex is case-insensitive
     if re.fullmatch(r"(?:0x)?[0-9a-fA-F]+", s):
