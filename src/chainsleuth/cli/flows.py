@@ -49,7 +49,8 @@ def _csv(doc: dict[str, Any]) -> str:
     w = csv.writer(buf)
     w.writerow(["section", "from", "to", "address", "asset", "value", "transaction_hash", "time", "category", "labels"])
     for e in doc["edges"]:
-        w.writerow(["edge", e["from"], e["to"], "", e["asset"], e["value"], e["transaction_hash"], e["block_timestamp"], "", ""])  # fmt: skip
+        section = "edge" if e.get("kind", "transfer") == "transfer" else e["kind"]  # swap / bridge edges
+        w.writerow([section, e["from"], e["to"], "", e["asset"], e["value"], e["transaction_hash"], e["block_timestamp"], "", ""])  # fmt: skip
     for e in doc["endpoints"]:
         w.writerow(["endpoint", "", "", e["address"], e["asset"], e["value"], "", e["first_time"], e["category"] or "", ";".join(e["labels"])])  # fmt: skip
     for h in doc["holdings"]:
@@ -68,6 +69,11 @@ def trace_cmd(
     until: Annotated[str | None, typer.Option(help="End of the time window (ISO 8601, UTC).")] = None,
     min_value: Annotated[int, typer.Option("--min-value", help="Smallest share followed (base units).")] = 0,
     max_fanout: Annotated[int | None, typer.Option("--max-fanout", help="Do not follow through more recipients.")] = None,
+    follow_conversions: Annotated[bool, typer.Option(
+        "--follow-conversions/--no-follow-conversions",
+        help="Follow decoded swaps and bridge hops (when `conversions decode`/`bridges` ran).")] = True,
+    follow_bridges: Annotated[bool, typer.Option(
+        "--follow-bridges/--no-follow-bridges", help="Continue on the other chain of a matched bridge hop.")] = True,
     fmt: Annotated[str, typer.Option("--format", help="table, json, csv or graphml.")] = "table",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
 ) -> None:
@@ -83,7 +89,8 @@ def trace_cmd(
                 raise ConfigError(f"name the chain with --chain (the ledger has: {', '.join(names) or 'none'})")
             chain = names[0]
         res = trace(ledger, chain, seeds, backward=backward, model=model, hops=hops, since=since,
-                    until=until, min_value=min_value, max_fanout=max_fanout)  # fmt: skip
+                    until=until, min_value=min_value, max_fanout=max_fanout,
+                    follow_conversions=follow_conversions, follow_bridges=follow_bridges)  # fmt: skip
     doc = res.to_json()
     if fmt == "table":
         _print_table(doc)
@@ -107,9 +114,18 @@ def _print_table(doc: dict[str, Any]) -> None:
     for r in doc["holdings"]:
         h.add_row(r["address"], r["asset"], r["value"])
     console.print(h)
-    for asset, v in doc["seed_value"].items():
+    for asset in doc["accounted"]:
+        v = doc["seed_value"].get(asset, "0")
+        conv = "".join(f", converted {way} {doc[f'converted_{way}'][asset]}" for way in ("in", "out")
+                       if asset in doc[f"converted_{way}"])  # fmt: skip
         console.print(f"{asset}: seed {v}, accounted {doc['accounted'][asset]} "
-                      f"({doc['accounted_share'][asset]:.2%}), fees {doc['fees'].get(asset, '0')}")  # fmt: skip
+                      f"({doc['accounted_share'][asset]:.2%}), fees {doc['fees'].get(asset, '0')}{conv}")  # fmt: skip
+    if doc["conversions"]:
+        c = Table("kind", "from", "to", "in", "out", "transaction", title="conversions")
+        for r in doc["conversions"]:
+            c.add_row(r["kind"], r["from"] or "", r["to"] or "", f"{r['value_in']} {r['asset_in']}",
+                      f"{r['value_out']} {r['asset_out']}", r["transaction_hash"])  # fmt: skip
+        console.print(c)
     for lim, d in doc["left_untraced"].items():
         for asset, v in d.items():
             console.print(f"[yellow]limit {lim}[/] left {v} {asset} untraced")

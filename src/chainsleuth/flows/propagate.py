@@ -171,7 +171,8 @@ _utxo_jit = numba.njit(cache=False)(_make_utxo_kernel(_muldivmod_128))
 def _make_account_kernel(muldivmod: Callable[..., Any]) -> Callable[..., Any]:
     def account_kernel(src_state, dst_state, amount, is_fee, seed_row, stop_row, is_seed_state,
                        blocked, bal, tnt, hop, lot_amt, lot_t, lot_next, lot_prev, head, tail,
-                       n_lots, received, left, totals, model, max_hops, min_value):  # fmt: skip
+                       n_lots, received, left, totals, model, max_hops, min_value, inject,
+                       inject_hop, divert, diverted, injected, leg_hop):  # fmt: skip
         """Propagate balance taint over transfer legs in time order.
 
         Each (account, asset) is a state: ``bal``/``tnt`` for haircut and poison,
@@ -180,7 +181,14 @@ def _make_account_kernel(muldivmod: Callable[..., Any]) -> Callable[..., Any]:
         ledger) draws the shortfall as clean, or as tainted when the account is
         a seed. ``received[r]`` is the taint leg r carried (the edges; for a leg
         into a stop account, the endpoint amount). ``totals``: [fees and
-        burns, seeded, stopped].
+        burns, seeded, stopped, converted out, converted in, conversion excess].
+
+        Conversions (swaps, bridges; see :mod:`.trace`): the taint a leg with
+        ``divert[r]`` carries leaves this asset (``diverted[r]``, at hop
+        ``leg_hop[r]``) instead of reaching the pool or bridge; a leg gets
+        ``inject[r]`` taint converted from another asset (at hop
+        ``inject_hop[r]``) on top of what its sender's balance gives, up to
+        the leg's amount (``injected[r]``; the rest is the excess).
         """
         zero = amount[0] - amount[0]
         for r in range(amount.shape[0]):
@@ -254,6 +262,21 @@ def _make_account_kernel(muldivmod: Callable[..., Any]) -> Callable[..., Any]:
                 else:
                     credit = moved
             nh = h + 1
+            if inject[r] > 0:
+                add = inject[r] if inject[r] < a - credit else a - credit
+                totals[4] += add
+                totals[5] += inject[r] - add
+                if add > 0:
+                    injected[r] = add
+                    credit += add
+                    if inject_hop[r] < nh:
+                        nh = inject_hop[r]
+            if divert[r] and credit > 0:  # converted (after any taint converted into it, a
+                # multi-hop route): the pool/bridge does not get it
+                diverted[r] = credit
+                leg_hop[r] = nh
+                totals[3] += credit
+                credit = zero
             if seed_row[r] and not is_fee[r]:
                 totals[1] += a - credit
                 credit = a
@@ -327,17 +350,30 @@ def run_utxo(
 def run_account(
     src_state: np.ndarray, dst_state: np.ndarray, amount: np.ndarray, is_fee: np.ndarray,
     seed_row: np.ndarray, stop_row: np.ndarray, is_seed_state: np.ndarray, blocked: np.ndarray,
-    n_states: int, *, model: str, max_hops: int, min_value: int,
+    n_states: int, *, model: str, max_hops: int, min_value: int, inject: np.ndarray | None = None,
+    inject_hop: np.ndarray | None = None, divert: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:  # fmt: skip
-    """Run the account kernel; returns the final state arrays and the per-leg taint."""
+    """Run the account kernel; returns the final state arrays and the per-leg taint.
+
+    ``inject``/``inject_hop``/``divert`` (per leg, optional): conversion taint in and out,
+    see the kernel's docstring; outputs ``diverted``, ``injected``, ``leg_hop`` per leg.
+    """
     exact = amount.dtype == object
     dt = amount.dtype
     n = amount.shape[0]
     out = {
         "bal": np.zeros(n_states, dtype=dt), "tnt": np.zeros(n_states, dtype=dt),
         "hop": np.full(n_states, 1 << 30, dtype=np.int64), "received": np.zeros(n, dtype=dt),
-        "left": np.zeros(4, dtype=dt), "totals": np.zeros(3, dtype=dt),
+        "left": np.zeros(4, dtype=dt), "totals": np.zeros(6, dtype=dt),
+        "diverted": np.zeros(n, dtype=dt), "injected": np.zeros(n, dtype=dt),
+        "leg_hop": np.full(n, 1 << 30, dtype=np.int64),
     }  # fmt: skip
+    if inject is None:
+        inject = np.zeros(n, dtype=dt)
+    if inject_hop is None:
+        inject_hop = np.full(n, 1 << 30, dtype=np.int64)
+    if divert is None:
+        divert = np.zeros(n, dtype=np.int8)
     n_lot = 2 * n + 2 if MODEL_CODES[model] >= 2 else 1
     lot_amt = np.zeros(n_lot, dtype=dt)
     lot_t = np.zeros(n_lot, dtype=np.int8)
@@ -351,5 +387,6 @@ def run_account(
         fn(src_state, dst_state, amount, is_fee, seed_row, stop_row, is_seed_state, blocked,
            out["bal"], out["tnt"], out["hop"], lot_amt, lot_t, lot_next, lot_prev, head, tail,
            n_lots, out["received"], out["left"], out["totals"], MODEL_CODES[model], max_hops,
-           min_value)  # fmt: skip
+           min_value, inject, inject_hop, divert, out["diverted"], out["injected"],
+           out["leg_hop"])  # fmt: skip
     return out

@@ -25,6 +25,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..store import Ledger
 from . import propagate
+from .conversions import BridgeEdge, bridge_edges, convert_amount
 from .models import MODELS
 
 # Service categories (GraphSense taxonomy) where a trace stops: value that
@@ -53,18 +54,28 @@ class TraceResult:
     holdings: list[dict[str, Any]]
     fees: dict[str, int]
     left: dict[str, dict[str, int]]  # limit -> asset -> value left untraced
+    # Conversions followed (swaps, wrapped native, bridges): one row each, and per asset the
+    # taint that left it by conversion (out) and that entered it by conversion (in).
+    conversions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    converted_in: dict[str, int] = dataclasses.field(default_factory=dict)
+    converted_out: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def accounted(self, asset: str) -> int:
-        """Seed value of ``asset`` that reached an endpoint, a holding or a fee."""
+        """Taint of ``asset`` that reached an endpoint, a holding, a fee or a conversion.
+
+        Per asset, ``seed_value + converted_in = accounted + left untraced`` exactly
+        (haircut, FIFO, LIFO)."""
         return (
             sum(e["value"] for e in self.endpoints if e["asset"] == asset)
             + sum(h["value"] for h in self.holdings if h["asset"] == asset)
             + self.fees.get(asset, 0)
+            + self.converted_out.get(asset, 0)
         )
 
     def accounted_share(self, asset: str) -> Fraction:
-        """Share of the seed value accounted for (1 unless a limit left value untraced)."""
-        total = self.seed_value.get(asset, 0)
+        """Share of the asset's taint (seed value plus converted in) accounted for
+        (1 unless a limit left value untraced)."""
+        total = self.seed_value.get(asset, 0) + self.converted_in.get(asset, 0)
         return Fraction(self.accounted(asset), total) if total else Fraction(0)
 
     def to_json(self) -> dict[str, Any]:
@@ -73,7 +84,7 @@ class TraceResult:
         def conv(row: dict[str, Any]) -> dict[str, Any]:
             out: dict[str, Any] = {}
             for k, v in row.items():
-                if isinstance(v, int) and not isinstance(v, bool) and k not in ("hop", "cluster_id"):
+                if isinstance(v, int) and not isinstance(v, bool) and k not in ("hop", "cluster_id", "dst_position"):
                     out[k] = str(v)
                 elif isinstance(v, datetime):
                     out[k] = v.isoformat()
@@ -81,12 +92,16 @@ class TraceResult:
                     out[k] = v
             return out
 
+        assets = [*self.seed_value, *(a for a in self.converted_in if a not in self.seed_value)]
         return {
             "chain": self.chain, "model": self.model,
             "direction": "backward" if self.backward else "forward", "seeds": self.seeds,
             "seed_value": {a: str(v) for a, v in self.seed_value.items()},
-            "accounted": {a: str(self.accounted(a)) for a in self.seed_value},
-            "accounted_share": {a: float(self.accounted_share(a)) for a in self.seed_value},
+            "accounted": {a: str(self.accounted(a)) for a in assets},
+            "accounted_share": {a: float(self.accounted_share(a)) for a in assets},
+            "converted_in": {a: str(v) for a, v in self.converted_in.items()},
+            "converted_out": {a: str(v) for a, v in self.converted_out.items()},
+            "conversions": [conv(c) for c in self.conversions],
             "fees": {a: str(v) for a, v in self.fees.items()},
             "left_untraced": {lim: {a: str(v) for a, v in d.items()} for lim, d in self.left.items()},
             "edges": [conv(e) for e in self.edges],
@@ -194,6 +209,8 @@ def trace(
     min_value: int = 0,
     max_fanout: int | None = None,
     stop_categories: Sequence[str] = STOP_CATEGORIES,
+    follow_conversions: bool = True,
+    follow_bridges: bool = True,
 ) -> TraceResult:
     """Trace ``seeds`` (addresses, transaction hashes, ``txid:n`` outputs) on ``chain``.
 
@@ -205,6 +222,14 @@ def trace(
     is not followed). Value that a limit stops is reported per limit in
     ``TraceResult.left``. Addresses tagged with a ``stop_categories`` category
     (and their whole cluster when clustering ran) are endpoints.
+
+    ``follow_conversions`` (forward, account chains, when :func:`~.conversions.decode_conversions`
+    or :func:`~.conversions.match_bridges` stored rows): taint entering a decoded swap
+    continues in the output token to the swap's recipient, in proportion
+    (:func:`~.conversions.convert_amount`), instead of stopping at the pool; with
+    ``follow_bridges`` too, taint locked in a matched bridge continues on the
+    destination (UTXO) chain from the payout coin. Both are listed in
+    ``TraceResult.conversions`` and as edges of kind ``swap`` / ``bridge``.
     """
     if model not in MODELS:
         raise ConfigError(f"unknown taint model {model!r}; choose one of {', '.join(MODELS)}")
@@ -223,7 +248,8 @@ def trace(
     seed_list = [*addresses, *txids, *(f"{t}:{n}" for t, n in outputs)]
     ctx = _Ctx(ledger, chain, currency, backward, model, hops if hops is not None else 1 << 29,
                _ts(since), _ts(until), min_value, max_fanout or 0,
-               _stop_addresses(ledger, chain, currency, stop_categories))  # fmt: skip
+               _stop_addresses(ledger, chain, currency, stop_categories), tuple(stop_categories),
+               follow_conversions and not backward, follow_conversions and follow_bridges and not backward)  # fmt: skip
     if family == "bitcoin":
         res = _trace_utxo(ctx, addresses, txids, outputs)
     else:
@@ -252,6 +278,9 @@ class _Ctx:
     min_value: int
     max_fanout: int
     stops: set[str]
+    stop_categories: tuple[str, ...] = STOP_CATEGORIES
+    follow_conversions: bool = False
+    follow_bridges: bool = False
 
 
 def _check_known(ctx: _Ctx, addresses: list[str], txids: list[str]) -> tuple[list[str], list[str]]:
@@ -300,7 +329,9 @@ def _to_py(x: Any) -> int:
 
 
 # -- UTXO chains ------------------------------------------------------------------------------
-def _trace_utxo(ctx: _Ctx, addresses: list[str], txids: list[str], outputs: list[tuple[str, int]]) -> TraceResult:
+def _trace_utxo(ctx: _Ctx, addresses: list[str], txids: list[str], outputs: list[tuple[str, int]], *,
+                coin_seeds: Sequence[tuple[str, int, int, int]] = ()) -> TraceResult:
+    """``coin_seeds``: (txid, n, taint, hop) coins tainted by a conversion (a bridge payout)."""
     con = ctx.ledger.con
     q = f'"{ctx.chain}"'
     addresses, txids = _check_known(ctx, addresses, txids)
@@ -391,6 +422,26 @@ def _trace_utxo(ctx: _Ctx, addresses: list[str], txids: list[str], outputs: list
     taint[seed_coin] = value[seed_coin]
     hop[seed_coin] = 0
     seed_total = sum(_to_py(v) for v in value[seed_coin]) if value.dtype == object else int(value[seed_coin].sum())
+    conv_in = 0
+    conv_left = 0
+    direct: list[tuple[str, int, int]] = []  # payouts straight to a stop: (address, value, row)
+    if coin_seeds:
+        pos_rows = np.asarray(con.execute("SELECT position FROM _cs_utxo ORDER BY rn").fetchnumpy()["position"])
+        for t, n, amt, h in coin_seeds:
+            conv_in += amt
+            m = out_rows[(txh[out_rows] == t) & (pos_rows[out_rows] == n)]
+            if m.shape[0] == 0:  # the payout is outside the ledger or the window
+                conv_left += amt
+                continue
+            c = coin_of_row[m[0]]
+            room = int(value[c]) - int(taint[c])
+            conv_left += max(0, amt - room)  # never more taint than the coin holds
+            amt = min(amt, room)
+            if stop[c]:
+                direct.append((str(coin_addr[c]), amt, int(m[0])))
+            elif amt > 0:
+                taint[c] += amt
+                hop[c] = min(int(hop[c]), h)
     received, from_coin, left = propagate.run_utxo(
         src_ptr, src_coin, dst_ptr, dst_coin, value, stop, is_fee_coin.astype(np.int8), taint, hop,
         model=ctx.model, max_hops=ctx.hops, min_value=ctx.min_value, max_fanout=ctx.max_fanout,
@@ -416,19 +467,25 @@ def _trace_utxo(ctx: _Ctx, addresses: list[str], txids: list[str], outputs: list
         e_from, e_to = (a_dst, a_src) if ctx.backward else (a_src, a_dst)
         edges.append({"from": e_from, "to": e_to, "asset": asset, "value": v,
                       "transaction_hash": str(txh[r0]), "block_timestamp": _dt(int(ts_rows[r0])),
-                      "hop": int(hop[c])})  # fmt: skip
+                      "hop": int(hop[c]), "kind": "transfer"})  # fmt: skip
         if stop[c]:
             _add_endpoint(endpoints, str(a_dst), asset, v, int(ts_rows[r0]))
+    for a_stop, v, r in direct:
+        _add_endpoint(endpoints, a_stop, asset, v, int(ts_rows[r]))
     holdings: dict[str, int] = {}
     for c in np.nonzero((taint != 0) & (stop == 0) & ~is_fee_coin)[0]:
         key = str(coin_addr[c]) if coin_addr[c] is not None else "(burnt)"
         holdings[key] = holdings.get(key, 0) + int(taint[c])
+    lefts = {propagate.LIMITS[i]: {asset: int(left[i])} for i in range(4) if left[i]}
+    if conv_left:  # bridged value whose payout coin is not in the window
+        lefts["bridge"] = {asset: conv_left}
     return TraceResult(
         chain=ctx.chain, model=ctx.model, backward=ctx.backward, seeds=[],
-        seed_value={asset: seed_total}, edges=edges, endpoints=list(endpoints.values()),
+        seed_value={asset: seed_total} if seed_total or not coin_seeds else {}, edges=edges,
+        endpoints=list(endpoints.values()),
         holdings=[{"address": a, "asset": asset, "value": v} for a, v in sorted(holdings.items())],
-        fees={asset: fees} if fees else {},
-        left={propagate.LIMITS[i]: {asset: int(left[i])} for i in range(4) if left[i]},
+        fees={asset: fees} if fees else {}, left=lefts,
+        converted_in={asset: conv_in} if conv_in else {},
     )  # fmt: skip
 
 
@@ -469,8 +526,7 @@ def _trace_account(ctx: _Ctx, addresses: list[str], txids: list[str]) -> TraceRe
     rest, more_tx = _check_known(ctx, [a for a, low in zip(addresses, lowered, strict=True) if low not in known], txids)
     addresses = sorted(known) + rest
     txids = [t if t.startswith("0x") else "0x" + t for t in more_tx]
-    src, dst, asset_id, is_fee, ts, amount = (legs[k] for k in ("src", "dst", "asset_id", "is_fee", "ts", "amount"))
-    names, n_states = legs["names"], legs["n_states"]
+    names, n_states = dict(legs["names"]), legs["n_states"]
 
     def ids_of(addrs: Iterable[str]) -> np.ndarray:
         lst = sorted(set(addrs))
@@ -482,45 +538,116 @@ def _trace_account(ctx: _Ctx, addresses: list[str], txids: list[str]) -> TraceRe
 
     seed_ids = ids_of(addresses)
     stop_ids = ids_of(ctx.stops) if ctx.stops else np.zeros(0, dtype=np.int64)
-    seed_tx_rows = np.zeros(src.shape[0], dtype=bool)
+    n_orig = legs["src"].shape[0]
+    seed_tx_orig = np.zeros(n_orig, dtype=bool)
     if txids:
         ph = ",".join("?" * len(txids))
         rns = con.execute(f"SELECT rn - 1 FROM _cs_acct WHERE transaction_hash IN ({ph})", txids).fetchall()
-        seed_tx_rows[[r[0] for r in rns]] = True
-    rows = np.arange(src.shape[0])  # forward only (trace() refuses backward on accounts)
-    is_fee_r = is_fee[rows]
-    seed_row = np.isin(dst, seed_ids) | seed_tx_rows[rows]
+        seed_tx_orig[[r[0] for r in rns]] = True
+    cv = _account_conversions(ctx, legs, names) if ctx.follow_conversions else None
+    if cv is None:
+        src, dst, asset_id, is_fee, ts, amount = (legs[k] for k in ("src", "dst", "asset_id", "is_fee", "ts", "amount"))
+        orig = np.arange(n_orig)
+    else:
+        src, dst, asset_id, is_fee, ts, amount, orig = (cv[k] for k in ("src", "dst", "asset_id", "is_fee", "ts", "amount", "orig"))  # fmt: skip
+    n = src.shape[0]
+    rows = np.arange(n)  # forward only (trace() refuses backward on accounts)
+    is_fee_r = is_fee
+    seed_tx_rows = np.zeros(n, dtype=bool)
+    seed_tx_rows[orig >= 0] = seed_tx_orig[orig[orig >= 0]]
+    seed_row = np.isin(dst, seed_ids) | seed_tx_rows
     stop_row = np.isin(dst, stop_ids)
     is_seed_state = np.zeros(n_states, dtype=np.int8)
     is_seed_state[seed_ids] = 1
+    divert = np.zeros(n, dtype=np.int8)
+    swaps: list[dict[str, Any]] = cv["swaps"] if cv is not None else []
+    bridges: list[dict[str, Any]] = cv["bridges"] if cv is not None else []
+    for sw in swaps:
+        divert[sw["in_row"]] = 1
+    for br in bridges:
+        divert[br["row"]] = 1
+    inject = np.zeros(n, dtype=amount.dtype)
+    inject_hop = np.full(n, 1 << 30, dtype=np.int64)
+    base_assets = set(np.unique(asset_id[seed_row | (np.isin(src, seed_ids) & ~is_fee_r)]).tolist())
+    blocked_of: dict[int, np.ndarray] = {}
+
+    def run_assets() -> dict[int, tuple[np.ndarray, dict[str, np.ndarray]]]:
+        assets = base_assets | set(np.unique(asset_id[inject > 0]).tolist())
+        res: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+        for aid in sorted(assets):
+            sel = np.nonzero(asset_id == aid)[0]
+            a_src, a_dst = src[sel], dst[sel]
+            blocked = blocked_of.get(aid)
+            if blocked is None:
+                blocked = np.zeros(n_states, dtype=np.bool_)
+                if ctx.max_fanout:
+                    nf = ~is_fee_r[sel] & (a_src >= 0) & (a_dst >= 0)
+                    pairs = np.unique(np.stack([a_src[nf], a_dst[nf]]), axis=1)
+                    blocked = np.bincount(pairs[0], minlength=n_states) > ctx.max_fanout
+                blocked_of[aid] = blocked
+            res[aid] = (sel, propagate.run_account(
+                a_src, a_dst, amount[sel], is_fee_r[sel], seed_row[sel], stop_row[sel],
+                is_seed_state, blocked, n_states, model=ctx.model, max_hops=ctx.hops,
+                min_value=ctx.min_value, inject=inject[sel], inject_hop=inject_hop[sel], divert=divert[sel],
+            ))  # fmt: skip
+        return res
+
+    # Conversions link assets: taint a swap's input leg carries becomes taint on its
+    # output leg, which may feed a later swap. Legs are in time order, so rerunning until
+    # the injected amounts stop changing settles in at most (longest swap chain + 1) runs.
+    outs = run_assets()
+    for _ in range(len(swaps) + 1 if swaps else 0):
+        diverted = np.zeros(n, dtype=amount.dtype)
+        leg_hop = np.full(n, 1 << 30, dtype=np.int64)
+        for sel, out in outs.values():
+            diverted[sel] = out["diverted"]
+            leg_hop[sel] = out["leg_hop"]
+        new = np.zeros(n, dtype=amount.dtype)
+        new_hop = np.full(n, 1 << 30, dtype=np.int64)
+        for sw in swaps:
+            got = int(diverted[sw["in_row"]])
+            sw["value_in"] = got
+            sw["value_out"] = convert_amount(got, sw["amount_in"], sw["amount_out"])
+            sw["hop"] = int(leg_hop[sw["in_row"]])
+            if sw["value_out"]:
+                new[sw["out_row"]] += sw["value_out"]
+                new_hop[sw["out_row"]] = min(int(new_hop[sw["out_row"]]), sw["hop"])
+        if np.array_equal(new, inject) and np.array_equal(new_hop, inject_hop):
+            break
+        inject, inject_hop = new, new_hop
+        outs = run_assets()
     edges: list[dict[str, Any]] = []
     endpoints: dict[str, dict[str, Any]] = {}
     holdings: list[dict[str, Any]] = []
     seed_value: dict[str, int] = {}
     fees: dict[str, int] = {}
     left: dict[str, dict[str, int]] = {}
-    tainted_assets = np.unique(asset_id[rows][seed_row | (np.isin(src, seed_ids) & ~is_fee_r)])
+    converted_in: dict[str, int] = {}
+    converted_out: dict[str, int] = {}
     edge_rows: list[tuple[int, int, int, int]] = []  # (row, value, src state, dst state)
-    for aid in tainted_assets:
-        sel = np.nonzero(asset_id[rows] == aid)[0]
+    diverted_all = np.zeros(n, dtype=amount.dtype)
+    leg_hop_all = np.full(n, 1 << 30, dtype=np.int64)
+    stop_set = set(stop_ids.tolist())
+
+    def asset_name(aid: int) -> str:
+        name = names[int(aid)]
+        return ctx.currency if name is None or name == "native" else str(name)
+
+    for aid, (sel, out) in sorted(outs.items()):
         a_src, a_dst = src[sel], dst[sel]
-        blocked = np.zeros(n_states, dtype=np.bool_)
-        if ctx.max_fanout:
-            nf = ~is_fee_r[sel] & (a_src >= 0) & (a_dst >= 0)
-            pairs = np.unique(np.stack([a_src[nf], a_dst[nf]]), axis=1)
-            blocked = np.bincount(pairs[0], minlength=n_states) > ctx.max_fanout
-        out = propagate.run_account(
-            a_src, a_dst, amount[rows[sel]], is_fee_r[sel], seed_row[sel], stop_row[sel],
-            is_seed_state, blocked, n_states, model=ctx.model, max_hops=ctx.hops,
-            min_value=ctx.min_value,
-        )  # fmt: skip
-        asset = str(names[int(aid)])
-        if asset == "native" or asset is None:
-            asset = ctx.currency
+        blocked = blocked_of[aid]
+        asset = asset_name(aid)
         totals = out["totals"]
-        seed_value[asset] = int(totals[1])
+        if aid in base_assets:
+            seed_value[asset] = int(totals[1])
         if totals[0]:
             fees[asset] = int(totals[0])
+        if totals[3]:
+            converted_out[asset] = int(totals[3])
+        if totals[4]:
+            converted_in[asset] = int(totals[4])
+        diverted_all[sel] = out["diverted"]
+        leg_hop_all[sel] = out["leg_hop"]
         lf = out["left"]
         tnt = out["tnt"]
         fan_left = int(sum(int(x) for x in tnt[blocked])) if blocked.any() else 0
@@ -528,41 +655,245 @@ def _trace_account(ctx: _Ctx, addresses: list[str], txids: list[str]) -> TraceRe
             v = int(lf[i]) + (fan_left if i == 2 else 0)
             if v:
                 left.setdefault(propagate.LIMITS[i], {})[asset] = v
-        rec = out["received"]
+        if totals[5]:  # converted taint larger than the output leg (the pool paid less)
+            left.setdefault("conversion", {})[asset] = int(totals[5])
+        rec = out["received"] - out["injected"]  # the injected part is drawn as the conversion edge
         for j in np.nonzero(rec)[0]:
             if a_dst[j] >= 0 and is_seed_state[a_dst[j]]:
                 continue  # value into a seed is seed value, not a flow out of the seeds
             edge_rows.append((int(rows[sel[j]]), int(rec[j]), int(a_src[j]), int(a_dst[j])))
-        stop_set = set(stop_ids.tolist())
         for sid in np.nonzero(tnt)[0]:
             if blocked[sid] or int(sid) in stop_set:
                 continue
             holdings.append({"_id": int(sid), "asset": asset, "value": int(tnt[sid])})
     # Names of the addresses and hashes involved, in one query each.
-    want_ids = {i for _, _, s, d in edge_rows for i in (s, d) if i >= 0} | {h["_id"] for h in holdings}
+    conv_rows = [sw["in_row"] for sw in swaps if sw.get("value_in")] + [sw["out_row"] for sw in swaps if sw.get("value_in")]
+    want_ids = ({i for _, _, s, d in edge_rows for i in (s, d) if i >= 0} | {h["_id"] for h in holdings}
+                | {int(x) for r in conv_rows for x in (src[r], dst[r]) if x >= 0})  # fmt: skip
     id_name = _address_names(ctx, want_ids)
-    rn_list = sorted({r for r, _, _, _ in edge_rows})
+    rn_list = sorted({int(orig[r]) for r, _, _, _ in edge_rows if orig[r] >= 0})
     tx_of: dict[int, str] = {}
     if rn_list:
         _temp_list(ctx.ledger, "_cs_rn", "rn", "BIGINT", [r + 1 for r in rn_list])
         tx_of = {int(r) - 1: str(h) for r, h in con.execute(
             "SELECT a.rn, a.transaction_hash FROM _cs_acct a JOIN _cs_rn USING (rn)").fetchall()}  # fmt: skip
+    virtual_tx: dict[int, str] = cv["virtual_tx"] if cv is not None else {}
+
+    def tx_at(r: int) -> str | None:
+        o = int(orig[r])
+        return tx_of.get(o) if o >= 0 else virtual_tx.get(r)
+
     for r, v, s, d in sorted(edge_rows):
-        asset = str(names[int(asset_id[r])])
+        asset = asset_name(int(asset_id[r]))
         a_from, a_to = id_name.get(s), id_name.get(d)
-        edges.append({"from": a_from, "to": a_to, "asset": asset, "value": v,
-                      "transaction_hash": tx_of.get(r), "block_timestamp": _dt(int(ts[r]))})  # fmt: skip
+        edges.append({"from": a_from, "to": a_to, "asset": asset, "value": v, "transaction_hash": tx_at(r),
+                      "block_timestamp": _dt(int(ts[r])), "kind": "transfer"})  # fmt: skip
         if a_to in ctx.stops:
             _add_endpoint(endpoints, str(a_to), asset, v, int(ts[r]))
+    conversions: list[dict[str, Any]] = []
+    for sw in swaps:
+        if not sw.get("value_in"):
+            continue
+        r_in, r_out = sw["in_row"], sw["out_row"]
+        frm, to = id_name.get(int(src[r_in])), id_name.get(int(dst[r_out]))
+        t = _dt(int(ts[r_out]))
+        conversions.append({"kind": "swap", "protocol": sw["protocol"], "chain": ctx.chain, "pool": sw["pool"],
+                            "transaction_hash": sw["transaction_hash"], "block_timestamp": t,
+                            "from": frm, "to": to, "asset_in": sw["token_in"], "value_in": sw["value_in"],
+                            "asset_out": sw["token_out"], "value_out": sw["value_out"]})  # fmt: skip
+        if sw["value_out"]:
+            edges.append({"from": frm, "to": to, "asset": sw["token_out"], "value": sw["value_out"],
+                          "transaction_hash": sw["transaction_hash"], "block_timestamp": t, "kind": "swap",
+                          "asset_in": sw["token_in"], "value_in": sw["value_in"]})  # fmt: skip
+            if to in ctx.stops:
+                _add_endpoint(endpoints, str(to), sw["token_out"], sw["value_out"], int(ts[r_out]))
     for h in holdings:
         h["address"] = id_name.get(h.pop("_id"))
     holdings.sort(key=lambda h: (h["asset"], h["address"] or ""))
-    return TraceResult(
+    res = TraceResult(
         chain=ctx.chain, model=ctx.model, backward=ctx.backward, seeds=[], seed_value=seed_value,
         edges=edges, endpoints=list(endpoints.values()),
         holdings=[{"address": h["address"], "asset": h["asset"], "value": h["value"]} for h in holdings],
-        fees=fees, left=left,
+        fees=fees, left=left, conversions=conversions, converted_in=converted_in, converted_out=converted_out,
     )  # fmt: skip
+    for br in bridges:
+        got = int(diverted_all[br["row"]])
+        if got:
+            br["value_in"] = got
+            br["hop"] = int(leg_hop_all[br["row"]])
+    _follow_bridges(ctx, res, [br for br in bridges if br.get("value_in")])
+    return res
+
+
+def _account_conversions(ctx: _Ctx, legs: dict[str, Any], names: dict[int, Any]) -> dict[str, Any] | None:
+    """Swaps and bridge locks of the chain matched to the loaded legs they stand for.
+
+    None when no conversion was decoded (``flows.swaps`` / ``flows.bridge_transfers``
+    absent or empty for the chain): the trace then runs as without conversions.
+    A swap needs its input leg (token_in into the pool) and its output leg (token_out
+    from the pool to the recipient) with the decoded amounts; wrapped-native
+    deposits and withdrawals have no ``Transfer`` for the wrapped side, so that leg
+    is added here (virtual), keeping the wrapped balance right. Swaps whose legs are
+    not found are not converted (their taint stays where the legs put it).
+    """
+    from ..tags.store import table_exists
+    from .conversions import SCHEMA, load_swaps
+
+    con = ctx.ledger.con
+    have_swaps = table_exists(ctx.ledger, SCHEMA, "swaps")
+    have_bridges = ctx.follow_bridges and table_exists(ctx.ledger, SCHEMA, "bridge_transfers")
+    swap_rows = load_swaps(ctx.ledger, ctx.chain) if have_swaps else []
+    locks = [b for b in bridge_edges(ctx.ledger) if b.src_chain == ctx.chain] if have_bridges else []
+    chains = {c["name"]: c for c in ctx.ledger.chains()}
+    locks = [b for b in locks if b.dst_chain in chains and ctx.ledger.family(b.dst_chain) == "bitcoin"]
+    if not swap_rows and not locks:
+        return None
+    hashes = sorted({str(s["transaction_hash"]) for s in swap_rows} | {b.src_transaction_hash for b in locks})
+    _temp_list(ctx.ledger, "_cs_convtx", "transaction_hash", "VARCHAR", hashes)
+    by_tx: dict[str, list[tuple[int, str, str | None, str | None, int]]] = {}
+    for rn, tx, asset, fa, ta, amt in con.execute(
+        "SELECT a.rn - 1, a.transaction_hash, a.asset, fa.address, ta.address, "
+        "coalesce(CAST(a.amount AS VARCHAR), a.amount_overflow) FROM _cs_acct a JOIN _cs_convtx USING (transaction_hash) "
+        "LEFT JOIN _cs_addr fa ON fa.id = a.src LEFT JOIN _cs_addr ta ON ta.id = a.dst "
+        "WHERE NOT a.is_fee ORDER BY a.rn"
+    ).fetchall():  # fmt: skip
+        by_tx.setdefault(str(tx), []).append((int(rn), str(asset), fa, ta, int(amt) if amt is not None else -1))
+    asset_of = {str(v): int(k) for k, v in names.items()}
+    addr_ids: dict[str, int] = {}
+    wanted = sorted({str(s[k]) for s in swap_rows for k in ("pool", "trader", "recipient") if s.get(k)})
+    if wanted:
+        _temp_list(ctx.ledger, "_cs_q", "address", "VARCHAR", wanted)
+        addr_ids = {str(a): int(i) for a, i in con.execute("SELECT address, id FROM _cs_addr JOIN _cs_q USING (address)").fetchall()}  # fmt: skip
+    n_orig = legs["src"].shape[0]
+    virtual: list[dict[str, Any]] = []  # extra legs: key (sort position), src, dst, asset_id, amount, tx, ts
+    swaps: list[dict[str, Any]] = []
+    used_in: set[int] = set()
+    used_out: set[int] = set()
+
+    def pick(cands: list[tuple[int, str, str | None, str | None, int]], used: set[int], prefer: Any, col: int) -> int | None:
+        free = [c for c in cands if c[0] not in used]
+        best = [c for c in free if c[col] == prefer] or free
+        return best[0][0] if best else None
+
+    for s in swap_rows:
+        t_in, t_out, a_in, a_out = s.get("token_in"), s.get("token_out"), s.get("amount_in"), s.get("amount_out")
+        if t_in is None or t_out is None or a_in is None or a_out is None or not a_in or not s.get("recipient"):
+            continue
+        t_in, t_out = str(t_in), str(t_out)
+        tx_legs = by_tx.get(str(s["transaction_hash"]), [])
+        pool, trader, recipient = s["pool"], s.get("trader"), s["recipient"]
+        r_in = pick([c for c in tx_legs if c[1] == t_in and c[3] == pool and c[4] == a_in], used_in, trader, 2)
+        r_out = pick([c for c in tx_legs if c[1] == t_out and c[2] == pool and c[3] == recipient and c[4] == a_out],
+                     used_out, recipient, 3)  # fmt: skip
+        if (r_in is None) != (r_out is None) and s["protocol"] == "wrapped_native":
+            # WETH9 mints and burns without a Transfer event: the wrapped side is added
+            tok = t_out if r_out is None else t_in
+            if tok not in asset_of:
+                asset_of[tok] = max([*names, -1]) + 1
+                names[asset_of[tok]] = tok
+            ids = (addr_ids.get(pool), addr_ids.get(str(trader)), addr_ids.get(recipient))
+            if None not in ids:
+                anchor = r_in if r_out is None else r_out
+                assert anchor is not None
+                leg = {"key": 2 * anchor + (1 if r_out is None else -1), "asset_id": asset_of[tok],
+                       "amount": a_out if r_out is None else a_in, "tx": str(s["transaction_hash"]),
+                       "ts": int(legs["ts"][anchor])}  # fmt: skip
+                leg["src"], leg["dst"] = (ids[0], ids[2]) if r_out is None else (ids[1], ids[0])
+                virtual.append(leg)
+                vref = -len(virtual)  # virtual legs are referred to as -1, -2, ...
+                r_in, r_out = (r_in, vref) if r_out is None else (vref, r_out)
+        if r_in is None or r_out is None:
+            continue
+        used_in.add(r_in)
+        used_out.add(r_out)
+        swaps.append({"in_row": r_in, "out_row": r_out, "protocol": s["protocol"], "pool": pool,
+                      "transaction_hash": str(s["transaction_hash"]), "token_in": t_in, "token_out": t_out,
+                      "amount_in": int(a_in), "amount_out": int(a_out)})  # fmt: skip
+    bridges: list[dict[str, Any]] = []
+    used_lock: set[int] = set()
+    for b in locks:
+        cands = [c for c in by_tx.get(b.src_transaction_hash, [])
+                 if c[1] == b.src_asset and c[2] == b.src_address and c[4] == b.src_amount]  # fmt: skip
+        r = pick(cands, used_lock, b.src_address, 2)
+        if r is not None:
+            used_lock.add(r)
+            bridges.append({"row": r, "edge": b})
+    # Merge the virtual legs into time order (an added leg sits next to its swap's other leg).
+    keys = np.concatenate([2 * np.arange(n_orig, dtype=np.int64), np.array([v["key"] for v in virtual], dtype=np.int64)])
+    order = np.argsort(keys, kind="stable")
+    where = np.empty_like(order)
+    where[order] = np.arange(order.shape[0])
+
+    def pos(r: int) -> int:
+        return int(where[r if r >= 0 else n_orig + (-r - 1)])
+
+    def cat(name: str, extra: list[Any], dtype: Any) -> np.ndarray:
+        return np.concatenate([legs[name], np.array(extra, dtype=dtype)])[order]
+
+    amount_dt = legs["amount"].dtype
+    if amount_dt.kind != "O" and any(v["amount"] > propagate.INT64_MAX for v in virtual):
+        amount_dt = object
+    out: dict[str, Any] = {
+        "src": cat("src", [v["src"] for v in virtual], np.int64), "dst": cat("dst", [v["dst"] for v in virtual], np.int64),
+        "asset_id": cat("asset_id", [v["asset_id"] for v in virtual], np.int64),
+        "is_fee": cat("is_fee", [False] * len(virtual), np.bool_), "ts": cat("ts", [v["ts"] for v in virtual], np.int64),
+        "amount": np.concatenate([legs["amount"].astype(amount_dt), np.array([v["amount"] for v in virtual], dtype=amount_dt)])[order],
+        "orig": np.concatenate([np.arange(n_orig), np.full(len(virtual), -1)])[order],
+        "virtual_tx": {pos(-k - 1): v["tx"] for k, v in enumerate(virtual)},
+    }  # fmt: skip
+    for sw in swaps:
+        sw["in_row"], sw["out_row"] = pos(sw["in_row"]), pos(sw["out_row"])
+    for br in bridges:
+        br["row"] = pos(br["row"])
+    out["swaps"], out["bridges"] = swaps, bridges
+    return out
+
+
+def _follow_bridges(ctx: _Ctx, res: TraceResult, bridges: list[dict[str, Any]]) -> None:
+    """Continue the trace on each destination chain from the matched payouts (UTXO coins)."""
+    by_chain: dict[str, list[dict[str, Any]]] = {}
+    for br in bridges:
+        by_chain.setdefault(br["edge"].dst_chain, []).append(br)
+    chains = {c["name"]: c for c in ctx.ledger.chains()}
+    for dst_chain, group in sorted(by_chain.items()):
+        currency = str(chains[dst_chain]["native_asset"])
+        sub_ctx = dataclasses.replace(ctx, chain=dst_chain, currency=currency,
+                                      stops=_stop_addresses(ctx.ledger, dst_chain, currency, ctx.stop_categories))  # fmt: skip
+        coin_seeds = []
+        for br in group:
+            e: BridgeEdge = br["edge"]
+            br["value_out"] = convert_amount(br["value_in"], e.src_amount, e.dst_amount)
+            coin_seeds.append((e.dst_transaction_hash, e.dst_position, br["value_out"], br["hop"]))
+        sub = _trace_utxo(sub_ctx, [], [], [], coin_seeds=coin_seeds)
+        _annotate_endpoints(sub_ctx, sub)
+        q = f'"{dst_chain}"'
+        for br in group:
+            e = br["edge"]
+            row = ctx.ledger.con.execute(f"SELECT epoch(block_timestamp)::BIGINT FROM {q}.transactions WHERE hash = ?",
+                                         [e.dst_transaction_hash]).fetchone()  # fmt: skip
+            t = _dt(int(row[0])) if row else None
+            res.conversions.append({"kind": "bridge", "protocol": e.bridge, "chain": ctx.chain, "dst_chain": dst_chain,
+                                    "transaction_hash": e.src_transaction_hash, "block_timestamp": t,
+                                    "dst_transaction_hash": e.dst_transaction_hash, "dst_position": e.dst_position,
+                                    "from": e.src_address, "to": e.dst_address, "asset_in": e.src_asset,
+                                    "value_in": br["value_in"], "asset_out": e.dst_asset, "value_out": br["value_out"]})  # fmt: skip
+            if br["value_out"]:
+                res.edges.append({"from": e.src_address, "to": e.dst_address, "asset": e.dst_asset,
+                                  "value": br["value_out"], "transaction_hash": e.dst_transaction_hash,
+                                  "block_timestamp": t, "kind": "bridge", "asset_in": e.src_asset,
+                                  "value_in": br["value_in"], "chain": dst_chain})  # fmt: skip
+        for row_list in (sub.edges, sub.endpoints, sub.holdings):
+            for r in row_list:
+                r["chain"] = dst_chain
+        res.edges += sub.edges
+        res.endpoints += sub.endpoints
+        res.holdings += sub.holdings
+        for src_d, dst_d in ((sub.fees, res.fees), (sub.converted_in, res.converted_in)):
+            for a, v in src_d.items():
+                dst_d[a] = dst_d.get(a, 0) + v
+        for lim, d in sub.left.items():
+            for a, v in d.items():
+                res.left.setdefault(lim, {})[a] = res.left.get(lim, {}).get(a, 0) + v
 
 
 # Loaded legs per (connection, chain, window, tip): repeated traces in one session skip
@@ -628,8 +959,10 @@ def _annotate_endpoints(ctx: _Ctx, res: TraceResult) -> None:
     from ..tags import tags_for_addresses
     from ..tags.store import table_exists
 
-    addrs = sorted({e["address"] for e in res.endpoints})
+    todo = [e for e in res.endpoints if "labels" not in e]  # those of a bridged chain are done
+    addrs = sorted({e["address"] for e in todo})
     if not addrs:
+        res.endpoints.sort(key=lambda e: (-e["value"], e["address"], e["asset"]))
         return
     tags = tags_for_addresses(ctx.ledger, ctx.currency, addrs)
     by_addr: dict[str, list[dict[str, Any]]] = {}
@@ -641,7 +974,7 @@ def _annotate_endpoints(ctx: _Ctx, res: TraceResult) -> None:
         clusters = {a: int(c) for a, c in ctx.ledger.con.execute(
             f"SELECT address, cluster_id FROM entities.address_clusters WHERE chain = ? AND address IN ({ph})",
             [ctx.chain, *addrs]).fetchall()}  # fmt: skip
-    for e in res.endpoints:
+    for e in todo:
         ts = by_addr.get(e["address"].lower(), [])
         e["cluster_id"] = clusters.get(e["address"])
         e["labels"] = sorted({str(t["label"]) for t in ts})
