@@ -20,6 +20,9 @@ Part 2, end to end: ``--db-transfers`` native ETH transfers written through
 ``Ledger.write_batch``, tags imported from CSV, ``build_exposure`` (load + sweeps +
 writes), then ``exposure_of`` on 2,000 random addresses (p50/p99 latency).
 
+The figures of the run that the new one replaces are kept under ``previous_run`` (before/after
+of a change to the sweep).
+
 Usage: .venv/bin/python bench/bench_exposure.py [--transfers 50000000] [--nodes 5000000]
        [--db-transfers 500000]
 Writes bench/out/exposure.json.
@@ -217,6 +220,14 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "categories_known": len(CATEGORIES),
     }  # fmt: skip
+    # before/after: the kernel figures of the run this one replaces
+    if OUT.exists():
+        prev = json.loads(OUT.read_text())
+        result["previous_run"] = {"date": prev.get("date")} | {
+            k: {f: prev[k].get(f) for f in ("sweeps_seconds", "transfers_per_second_per_core",
+                                            "peak_rss_bytes")}
+            for k in ("kernel_temporal", "kernel_uniform") if k in prev
+        }  # fmt: skip
     result["ledger"] = bench_ledger(args.db_transfers, args.hops)
     print(json.dumps(result["ledger"], indent=2))
     for shape in ("temporal", "uniform"):  # peak RSS is cumulative: the larger run goes last

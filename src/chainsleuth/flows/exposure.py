@@ -48,6 +48,10 @@ import duckdb
 import numba as nb
 import numpy as np
 import pyarrow as pa
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from ..errors import ConfigError, StoreError
 from ..store import Ledger
@@ -208,30 +212,75 @@ def exposure_sweep(
     return expo, st[:, 1].copy()
 
 
+@intrinsic
+def _prefetch(typingctx: Any, arr: Any, row: Any, col: Any) -> Any:
+    """``llvm.prefetch`` of ``&arr[row, col]`` for writing: the sweep's rows are visited in
+    an order known ahead (the event arrays), so their cache lines can be requested a few
+    events early instead of stalling on each miss."""
+    sig = types.void(arr, row, col)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1], args[2]])
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        # rw = 1 (write), locality = 3 (keep in all cache levels), cache type = 1 (data)
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 1), ir.Constant(i32, 3),
+                          ir.Constant(i32, 1)])  # fmt: skip
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+# Row layout of the account-chain sweep (64-byte aligned rows of a multiple of 8 doubles,
+# so a row is whole cache lines): balance, total, received-left, live flag, the attributed
+# value held per (hop 1..N-1, category), the indirect exposure per category. Hop N is not
+# held (it would only be dropped when sent on) and direct exposure goes straight to the
+# output array (only legs from categorised senders add to it).
+_EDGE_HELD0 = 4
+_PREFETCH_AHEAD = 12  # events; about the number of row misses a core keeps in flight
+
+
+def _edge_width(hops: int, n_cat: int) -> int:
+    return -(-(_EDGE_HELD0 + hops * n_cat) // 8) * 8
+
+
+def _aligned_zeros(n_rows: int, width: int) -> np.ndarray:
+    buf = np.zeros(n_rows * width + 8)
+    off = (-buf.ctypes.data % 64) // 8
+    return buf[off : off + n_rows * width].reshape(n_rows, width)
+
+
 @nb.njit(cache=True, nogil=True, fastmath=True)
-def exposure_sweep_edges(
-    src: np.ndarray, dst: np.ndarray, amt: np.ndarray, node_cat: np.ndarray,
-    hops: int, n_cat: int, reverse: bool, received: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """:func:`exposure_sweep` for events of one source and one destination (account
-    chains), moving value row to row without the pool: same results, less work per leg."""
-    n_nodes = node_cat.shape[0]
-    held0 = 4
-    expo0 = held0 + hops * n_cat
-    st = np.zeros((n_nodes, expo0 + 2 * n_cat))
-    if reverse:
-        st[:, 2] = received
+def _edges_kernel(
+    st: np.ndarray, src: np.ndarray, dst: np.ndarray, amt: np.ndarray, node_cat: np.ndarray,
+    hops: int, n_cat: int, reverse: bool, expo: np.ndarray,
+) -> None:  # fmt: skip
+    held0 = _EDGE_HELD0
+    n_held = (hops - 1) * n_cat
+    expo0 = held0 + n_held
+    width = st.shape[1]
     n_events = src.shape[0]
     for step in range(n_events):
         e = n_events - 1 - step if reverse else step
+        ahead = e - _PREFETCH_AHEAD if reverse else e + _PREFETCH_AHEAD
+        if 0 <= ahead < n_events:
+            for m in (src[ahead], dst[ahead]):
+                if m >= 0:
+                    for j in range(0, width, 8):
+                        _prefetch(st, m, j)  # type: ignore[call-arg]
         far, near = (dst[e], src[e]) if reverse else (src[e], dst[e])
         v = amt[e]
         if far >= 0 and near >= 0:
             k = node_cat[far]
             if k >= 0:
-                st[near, held0 + k] += v
-                st[near, expo0 + k] += v
+                if hops > 1:
+                    st[near, held0 + k] += v
                 st[near, 3] = 1.0
+                expo[near, 0, k] += v  # direct, kept out of the rows (rare, no need to cache)
             else:
                 denom = max(st[far, 0], v)
                 if reverse:
@@ -242,18 +291,17 @@ def exposure_sweep_edges(
                     keep = 1.0 - f
                     st[far, 0] *= keep
                     if st[far, 3] != 0.0:
-                        last = held0 + (hops - 1) * n_cat
-                        for c in range(n_cat):
-                            st[far, last + c] *= keep  # beyond the hop limit: dropped
-                        # from the top hop down, so a self-transfer never re-moves value
+                        # from the top hop down, so a self-transfer never re-moves value;
+                        # hop N-1 moves to hop N: indirect exposure only, not held
                         for d in range(hops - 2, -1, -1):
                             base = held0 + d * n_cat
                             for c in range(n_cat):
                                 x = st[far, base + c]
                                 moved = f * x
                                 st[far, base + c] = x - moved
-                                st[near, base + n_cat + c] += moved
-                                st[near, expo0 + n_cat + c] += moved
+                                if d < hops - 2:
+                                    st[near, base + n_cat + c] += moved
+                                st[near, expo0 + c] += moved
                         st[near, 3] = 1.0
         elif far >= 0 and node_cat[far] < 0:  # the value leaves (burn) or comes from nowhere
             denom = max(st[far, 0], v)
@@ -268,8 +316,43 @@ def exposure_sweep_edges(
         if near >= 0:
             st[near, 0] += v
             st[near, 1] += v
-    expo = st[:, expo0:].copy().reshape(n_nodes, 2, n_cat)
-    return expo, st[:, 1].copy()
+
+
+@nb.njit(cache=True, nogil=True)
+def _edges_finish(st: np.ndarray, expo0: int, expo: np.ndarray, total: np.ndarray) -> None:
+    """Copy the indirect exposure and the totals out of the state rows."""
+    n_cat = expo.shape[2]
+    for i in range(st.shape[0]):
+        total[i] = st[i, 1]
+        for c in range(n_cat):
+            expo[i, 1, c] = st[i, expo0 + c]
+
+
+def exposure_sweep_edges(
+    src: np.ndarray, dst: np.ndarray, amt: np.ndarray, node_cat: np.ndarray,
+    hops: int, n_cat: int, reverse: bool, received: np.ndarray,
+    state: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """:func:`exposure_sweep` for events of one source and one destination (account
+    chains), moving value row to row without the pool: same results, less work per leg.
+
+    ``state``: a reusable ``_aligned_zeros(n_nodes, _edge_width(hops, n_cat))`` buffer
+    (zeroed here), so the second sweep does not fault in fresh pages again.
+    """
+    n_nodes = node_cat.shape[0]
+    width = _edge_width(hops, n_cat)
+    if state is None or state.shape != (n_nodes, width):
+        st = _aligned_zeros(n_nodes, width)
+    else:
+        st = state
+        st.fill(0.0)
+    if reverse:
+        st[:, 2] = received
+    expo = np.zeros((n_nodes, 2, n_cat))
+    _edges_kernel(st, src, dst, amt, node_cat, hops, n_cat, reverse, expo)
+    total = np.empty(n_nodes)
+    _edges_finish(st, _EDGE_HELD0 + (hops - 1) * n_cat, expo, total)
+    return expo, total
 
 
 # ---------------------------------------------------------------------------------------
@@ -456,6 +539,23 @@ def _kernel_rows(expo: np.ndarray, present: np.ndarray, direction: str) -> pa.Ta
     })  # fmt: skip
 
 
+@nb.njit(cache=True, nogil=True)
+def _one_leg_each(
+    src_ptr: np.ndarray, dst_ptr: np.ndarray, src_amt: np.ndarray, dst_amt: np.ndarray
+) -> bool:
+    """Every event has one source and one destination leg of the same amount (one pass,
+    stops at the first difference; NumPy's diff + array_equal took 1 s on 50M events)."""
+    if src_ptr.shape[0] != dst_ptr.shape[0] or src_amt.shape[0] != dst_amt.shape[0]:
+        return False
+    for i in range(src_ptr.shape[0]):
+        if src_ptr[i] != i or dst_ptr[i] != i:
+            return False
+    for i in range(src_amt.shape[0]):  # noqa: SIM110 (no generators in nopython mode)
+        if src_amt[i] != dst_amt[i]:
+            return False
+    return True
+
+
 def run_sweeps(
     data: ExposureInput, hops: int, *, general: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -471,16 +571,14 @@ def run_sweeps(
         np.int32
     )
     n_events = len(data.src_ptr) - 1
-    one_to_one = (
-        len(data.src_node) == n_events == len(data.dst_node)
-        and bool(np.all(np.diff(data.src_ptr) == 1))
-        and np.array_equal(data.src_ptr, data.dst_ptr)
-        and np.array_equal(data.src_amt, data.dst_amt)
+    one_to_one = len(data.src_node) == n_events == len(data.dst_node) and _one_leg_each(
+        data.src_ptr, data.dst_ptr, data.src_amt, data.dst_amt
     )
     if one_to_one and not general:  # account chains: one leg per event
         e_args = (data.src_node, data.dst_node, data.src_amt, node_cat, hops, len(present))
-        expo_in, total_in = exposure_sweep_edges(*e_args, False, np.zeros(0))
-        expo_out, total_out = exposure_sweep_edges(*e_args, True, total_in)
+        state = _aligned_zeros(len(node_cat), _edge_width(hops, len(present)))
+        expo_in, total_in = exposure_sweep_edges(*e_args, False, np.zeros(0), state)
+        expo_out, total_out = exposure_sweep_edges(*e_args, True, total_in, state)
         return present, expo_in, total_in, expo_out, total_out
     args = (data.src_ptr, data.src_node, data.src_amt, data.dst_ptr, data.dst_node, data.dst_amt,
             node_cat, hops, len(present))  # fmt: skip
