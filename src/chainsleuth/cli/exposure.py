@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from .common import console, state
+from .common import console, default_chain, state
 
 exposure_app = typer.Typer(
     help="Direct/indirect exposure of every address and entity to risk categories.",
@@ -18,19 +18,6 @@ exposure_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(exposure_app, name="exposure")
-
-
-def _default_chain(ledger: Any, chain: str | None) -> str:
-    from ..errors import ConfigError
-
-    if chain:
-        return chain
-    names = [c["name"] for c in ledger.chains()]
-    if len(names) == 1:
-        return str(names[0])
-    if not names:
-        raise ConfigError("the ledger holds no chains yet: ingest something first")
-    raise ConfigError(f"several chains in the ledger ({', '.join(names)}): pass --chain")
 
 
 @exposure_app.command("build")
@@ -51,7 +38,7 @@ def build_cmd(
 
     st = state(ctx)
     with Ledger(st.db) as ledger:
-        name = _default_chain(ledger, chain)
+        name = default_chain(ledger, chain)
         run = build_exposure(ledger, name, hops=hops, min_confidence=min_confidence)
     console.print(
         f"{name}: {run.legs:,} legs in {run.events:,} events, {run.nodes:,} address/asset nodes "
@@ -86,7 +73,7 @@ def show_cmd(
     if not st.db.exists():
         raise StoreError(f"no ledger at {st.db} (ingest something first, or pass --db)")
     with Ledger(st.db, read_only=True) as ledger:
-        name = _default_chain(ledger, chain)
+        name = default_chain(ledger, chain)
         if entity:
             if not address.isdigit():
                 raise ConfigError(f"--entity takes a cluster id (an integer), got {address!r}")

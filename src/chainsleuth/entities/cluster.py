@@ -33,13 +33,14 @@ import json
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
 from ..errors import ChainsleuthError, StoreError
+from ..progress import NullProgress, Progress
 from ..store import Ledger
 from . import coinjoin as cj
 from .batch import ADDRESS_TYPE_SQL, I64, Evidence, UtxoBatch
@@ -52,25 +53,6 @@ from .unionfind import APPLIED, APPLIED_SUPER, REFUSED, UnionFind
 E = SCHEMA
 
 
-class Progress(Protocol):
-    """Progress sink (same shape as the ingest one, so the CLI's Rich bar fits)."""
-
-    def start(self, description: str, total_blocks: int | None) -> None: ...
-
-    def advance(self, blocks: int, transactions: int) -> None: ...
-
-    def message(self, text: str) -> None: ...
-
-
-class NullProgress:
-    def start(self, description: str, total_blocks: int | None) -> None:
-        pass
-
-    def advance(self, blocks: int, transactions: int) -> None:
-        pass
-
-    def message(self, text: str) -> None:
-        pass
 DEFAULT_SUPERCLUSTER_THRESHOLD = 10_000
 BASE_HEURISTICS: dict[str, tuple[str, ...]] = {"bitcoin": ("multi_input",),
                                                "ethereum": ("deposit_reuse",)}

@@ -1,36 +1,14 @@
-"""What every ingest source shares: progress reporting and the run summary."""
+"""What every ingest source shares: progress reporting, the run summary, fork search."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
+from ..progress import NullProgress, Progress
 
-class Progress(Protocol):
-    """Receives progress from a running ingest. The CLI draws it with Rich."""
-
-    def start(self, description: str, total_blocks: int | None) -> None: ...
-
-    def advance(self, blocks: int, transactions: int) -> None: ...
-
-    def message(self, text: str) -> None: ...
-
-
-class NullProgress:
-    """Progress sink for library use: records notices, draws nothing."""
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    def start(self, description: str, total_blocks: int | None) -> None:
-        pass
-
-    def advance(self, blocks: int, transactions: int) -> None:
-        pass
-
-    def message(self, text: str) -> None:
-        self.messages.append(text)
+__all__ = ["IngestResult", "NullProgress", "Progress", "fork_point"]
 
 
 @dataclass
@@ -55,3 +33,28 @@ class IngestResult:
     def finish(self) -> IngestResult:
         self.seconds = time.monotonic() - self.started
         return self
+
+
+def fork_point(
+    stored_hashes: Callable[[int, int], dict[int, str]],
+    node_hashes: Callable[[int, int], list[str | None]],
+    below: int,
+) -> int:
+    """Highest height <= ``below`` where the ledger and the node hold the same block; -1: none.
+
+    Walks down in windows that double in size (16, 32, ...), so a shallow reorg
+    costs one batched call and a deep one a logarithmic number of them.
+    ``stored_hashes(lo, hi)`` and ``node_hashes(lo, hi)`` give the hashes of
+    heights ``lo..hi`` (the node's as a list in height order, None if absent).
+    """
+    height, step = below, 16
+    while height >= 0:
+        lo = max(0, height - step + 1)
+        stored = stored_hashes(lo, height)
+        node = node_hashes(lo, height)
+        for n in range(height, lo - 1, -1):
+            if stored.get(n) is not None and stored[n] == node[n - lo]:
+                return n
+        height = lo - 1
+        step *= 2
+    return -1

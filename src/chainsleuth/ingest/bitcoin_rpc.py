@@ -34,7 +34,7 @@ import pyarrow as pa
 
 from ..errors import ConfigError, NodeError
 from ..store.ledger import Ledger
-from .base import IngestResult, NullProgress, Progress
+from .base import IngestResult, NullProgress, Progress, fork_point
 from .bitcoin_script import classify_script
 from .jsonrpc import JsonRpcClient, RpcError
 
@@ -516,18 +516,11 @@ def _batches(lo: int, hi: int, size: int) -> Iterator[tuple[int, int]]:
 
 def _find_fork(ledger: Ledger, chain: str, client: JsonRpcClient, below: int) -> int:
     """Highest height <= ``below`` where the store and the node agree (-1: none)."""
-    h = below
-    step = 16
-    while h >= 0:
-        lo = max(0, h - step + 1)
-        stored = ledger.block_hashes(chain, lo, h)
-        node = client.batch([("getblockhash", [x]) for x in range(lo, h + 1)])
-        for x in range(h, lo - 1, -1):
-            if stored.get(x) is not None and stored[x] == node[x - lo]:
-                return x
-        h = lo - 1
-        step *= 2
-    return -1
+    return fork_point(
+        lambda lo, hi: ledger.block_hashes(chain, lo, hi),
+        lambda lo, hi: client.batch([("getblockhash", [x]) for x in range(lo, hi + 1)]),
+        below,
+    )
 
 
 def ingest_bitcoin_rpc(

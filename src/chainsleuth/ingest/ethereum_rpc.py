@@ -45,7 +45,7 @@ import pyarrow as pa
 from ..errors import ConfigError, NodeError
 from ..store.ledger import META, Ledger
 from ..store.schema import TABLES
-from .base import IngestResult, NullProgress, Progress
+from .base import IngestResult, NullProgress, Progress, fork_point
 from .ethereum_mappers import (
     Row,
     block_to_rows,
@@ -281,19 +281,12 @@ def _forget_traced_above(ledger: Ledger, chain: str, height: int) -> None:
 
 def _fork_point(ledger: Ledger, chain: str, client: JsonRpcClient, below: int) -> int:
     """Highest height <= ``below`` whose stored hash equals the node's; -1 if none."""
-    height = below
-    step = 16
-    while height >= 0:
-        lo = max(0, height - step + 1)
-        stored = ledger.block_hashes(chain, lo, height)
-        node = client.batch([("eth_getBlockByNumber", [hex(n), False]) for n in range(lo, height + 1)])
-        for n in range(height, lo - 1, -1):
-            block = node[n - lo]
-            if n in stored and block is not None and block["hash"] == stored[n]:
-                return n
-        height = lo - 1
-        step *= 2
-    return -1
+
+    def node_hashes(lo: int, hi: int) -> list[str | None]:
+        blocks = client.batch([("eth_getBlockByNumber", [hex(n), False]) for n in range(lo, hi + 1)])
+        return [b["hash"] if b is not None else None for b in blocks]
+
+    return fork_point(lambda lo, hi: ledger.block_hashes(chain, lo, hi), node_hashes, below)
 
 
 def ingest_ethereum_rpc(
