@@ -207,6 +207,22 @@ def make_activity(node: BitcoinNode, wallet: str = "w") -> tuple[int, int]:
     return first, node.height()
 
 
+def send_raw(node: BitcoinNode, wallet: str, ins: list[tuple[str, int]],
+             outs: list[tuple[str, int]]) -> str:
+    """Spend exactly ``ins`` (txid, vout) to ``outs`` (address, satoshi), signed by ``wallet``."""
+    raw = node.rpc("createrawtransaction", [{"txid": t, "vout": v} for t, v in ins],
+                   [{a: f"{s / 1e8:.8f}"} for a, s in outs])  # fmt: skip
+    signed = node.rpc("signrawtransactionwithwallet", raw, wallet=wallet)
+    assert signed["complete"]
+    return str(node.rpc("sendrawtransaction", signed["hex"]))
+
+
+def vout_of(node: BitcoinNode, txid: str, address: str) -> int:
+    """Index of the output of ``txid`` paying ``address``."""
+    tx = node.rpc("getrawtransaction", txid, True)
+    return next(o["n"] for o in tx["vout"] if o["scriptPubKey"].get("address") == address)
+
+
 def _build_tx(node: BitcoinNode, ins: list[tuple[str, int]], outs: list[Any]) -> str:
     """A raw tx with arbitrary scriptPubKeys: create it with placeholder outputs,
     then swap the first output's script with bitcoin-tx-free hex editing."""

@@ -19,6 +19,7 @@ from chainsleuth.ingest.bitcoin_rpc import ingest_bitcoin_rpc
 from chainsleuth.ingest.ethereum_rpc import ingest_ethereum_rpc
 from chainsleuth.store import Ledger
 from chainsleuth.tags import import_tags
+from nodes_bitcoin import send_raw, vout_of
 
 pytestmark = pytest.mark.node
 
@@ -43,19 +44,6 @@ def _vals(result: dict[str, Any], direction: str, category: str, asset: str) -> 
     return r["direct_value"], r["indirect_value"]
 
 
-def _raw(node: Any, wallet: str, ins: list[tuple[str, int]], outs: list[tuple[str, int]]) -> str:
-    raw = node.rpc("createrawtransaction", [{"txid": t, "vout": v} for t, v in ins],
-                   [{a: f"{s / 1e8:.8f}"} for a, s in outs])  # fmt: skip
-    signed = node.rpc("signrawtransactionwithwallet", raw, wallet=wallet)
-    assert signed["complete"]
-    return str(node.rpc("sendrawtransaction", signed["hex"]))
-
-
-def _vout(node: Any, txid: str, address: str) -> int:
-    tx = node.rpc("getrawtransaction", txid, True)
-    return next(o["n"] for o in tx["vout"] if o["scriptPubKey"].get("address") == address)
-
-
 def test_exposure_bitcoin_regtest(bitcoind: Any, tmp_path: Path) -> None:
     node = bitcoind
     node.ensure_wallet()
@@ -74,14 +62,14 @@ def test_exposure_bitcoin_regtest(bitcoind: Any, tmp_path: Path) -> None:
     clean = node.rpc("sendtoaddress", mule, 2.0, wallet="w")
     node.mine(1)
     # hop 1: the sanctioned address pays the mule (fee 10 000)
-    tx1 = _raw(node, f"xpsdn{tag}", [(fund, _vout(node, fund, sdn))], [(mule, 99_990_000)])
+    tx1 = send_raw(node, f"xpsdn{tag}", [(fund, vout_of(node, fund, sdn))], [(mule, 99_990_000)])
     node.mine(1)
     # the mule merges it with its clean 2 BTC and splits (fee 10 000): hop 2
-    tx2_hash = _raw(node, f"xpmule{tag}", [(tx1, 0), (clean, _vout(node, clean, mule))],
+    tx2_hash = send_raw(node, f"xpmule{tag}", [(tx1, 0), (clean, vout_of(node, clean, mule))],
                     [(hop2, 150_000_000), (change, 149_980_000)])  # fmt: skip
     node.mine(1)
     # hop 3: the hop-2 address pays the exchange (fee 10 000)
-    _raw(node, f"xpmule{tag}", [(tx2_hash, _vout(node, tx2_hash, hop2))],
+    send_raw(node, f"xpmule{tag}", [(tx2_hash, vout_of(node, tx2_hash, hop2))],
          [(ex, 100_000_000), (rest, 49_990_000)])  # fmt: skip
     last = node.mine(1)[-1]
     db = tmp_path / "b.duckdb"

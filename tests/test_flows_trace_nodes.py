@@ -16,25 +16,13 @@ from chainsleuth.ingest.bitcoin_rpc import ingest_bitcoin_rpc
 from chainsleuth.ingest.ethereum_rpc import ingest_ethereum_rpc
 from chainsleuth.store import Ledger
 from chainsleuth.tags import import_tags
+from nodes_bitcoin import send_raw, vout_of
 
 
 def _tag(led: Ledger, tmp_path: Path, currency: str, address: str) -> None:
     f = tmp_path / "ex.csv"
     f.write_text(f"address,currency,label,category,confidence\n{address},{currency},Test Exchange,exchange,service_data\n")
     import_tags(led, "csv", f)
-
-
-def _raw(node: Any, wallet: str, ins: list[tuple[str, int]], outs: list[tuple[str, int]]) -> str:
-    raw = node.rpc("createrawtransaction", [{"txid": t, "vout": v} for t, v in ins],
-                   [{a: f"{s / 1e8:.8f}"} for a, s in outs])  # fmt: skip
-    signed = node.rpc("signrawtransactionwithwallet", raw, wallet=wallet)
-    assert signed["complete"]
-    return str(node.rpc("sendrawtransaction", signed["hex"]))
-
-
-def _vout(node: Any, txid: str, address: str) -> int:
-    tx = node.rpc("getrawtransaction", txid, True)
-    return next(o["n"] for o in tx["vout"] if o["scriptPubKey"].get("address") == address)
 
 
 def test_trace_bitcoin_regtest(bitcoind: Any, tmp_path: Path) -> None:
@@ -53,10 +41,10 @@ def test_trace_bitcoin_regtest(bitcoind: Any, tmp_path: Path) -> None:
     fund = node.rpc("sendtoaddress", thief, 1.0, wallet="w")
     clean = node.rpc("sendtoaddress", mule2, 2.0, wallet="w")
     node.mine(1)
-    tx1 = _raw(node, f"thief{tag}", [(fund, _vout(node, fund, thief))], [(mule, 99_990_000)])  # fee 10 000
+    tx1 = send_raw(node, f"thief{tag}", [(fund, vout_of(node, fund, thief))], [(mule, 99_990_000)])  # fee 10 000
     node.mine(1)
     # mule merges the tainted coin (first) with a clean one and pays the exchange; fee 10 000
-    tx2 = _raw(node, f"mule{tag}", [(tx1, 0), (clean, _vout(node, clean, mule2))],
+    tx2 = send_raw(node, f"mule{tag}", [(tx1, 0), (clean, vout_of(node, clean, mule2))],
                [(ex, 150_000_000), (change, 149_980_000)])  # fmt: skip
     last = node.mine(1)[-1]
     with Ledger(tmp_path / "b.duckdb") as led:
