@@ -118,8 +118,7 @@ def show_cmd(
         if entity_tags is not None:
             tags = list(entity_tags(ledger, name, int(info["cluster_id"])))
             if len(tags) > 1:
-                conflicts = [c for c in tag_conflicts(ledger, name)
-                             if str(c["entity"]) == str(info["cluster_id"])]
+                conflicts = tag_conflicts(ledger, name, entity=info["cluster_id"])
     console.print(f"[bold]entity {info['cluster_id']}[/] on {name} (contains {info['address']})")
     for label, key in (("addresses", "size"), ("first seen", "first_seen"),
                        ("last seen", "last_seen"), ("received", "received"), ("sent", "sent"),

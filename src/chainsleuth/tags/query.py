@@ -224,20 +224,22 @@ def _category_conflicts(categories: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def tag_conflicts(ledger: Ledger, chain: str) -> list[dict[str, Any]]:
+def tag_conflicts(ledger: Ledger, chain: str, entity: int | str | None = None) -> list[dict[str, Any]]:
     """Entities whose tags disagree: two entity types that cannot both hold (exchange +
     mixing_service, victim + service_hack), or two actors neither of which contains the
-    other. Reported for a human to judge; nothing is resolved or dropped."""
+    other. Reported for a human to judge; nothing is resolved or dropped. ``entity``
+    limits the check to one entity (a cluster id, or an address without clustering)."""
     ensure_builtin_actors(ledger)
     clause, params = _currency_clause(_chain_currency(ledger, chain))
+    only = "" if entity is None else " AND e.entity = ?"
     rows = ledger.con.execute(
         f"WITH e AS ({_entity_source(ledger)}) "
         f"SELECT e.entity, list(DISTINCT t.category) FILTER (WHERE t.category IS NOT NULL), "
         "list(DISTINCT t.actor) FILTER (WHERE t.actor IS NOT NULL), count(*), count(DISTINCT t.address) "
-        f"FROM e JOIN {SCHEMA}.tags t ON t.address = e.address WHERE {clause} "
+        f"FROM e JOIN {SCHEMA}.tags t ON t.address = e.address WHERE {clause}{only} "
         "GROUP BY e.entity HAVING count(DISTINCT t.category) > 1 OR count(DISTINCT t.actor) > 1 "
         "ORDER BY e.entity",
-        [chain, *params],
+        [chain, *params, *([] if entity is None else [str(entity)])],
     ).fetchall()
     out = []
     family: dict[str, set[str]] = {}
