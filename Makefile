@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup demo test nodes lint bench clean
+.PHONY: setup demo test nodes sysdeps lint bench clean
 
 setup: $(STAMP)
 
@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/chainsleuth demo
 
+sysdeps:
+	bash scripts/install_system_deps.sh
+
 nodes:
 	bash scripts/install_bitcoind.sh .nodes/bitcoin
 	bash scripts/install_anvil.sh .nodes/anvil
@@ -27,7 +30,7 @@ lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
-test: setup nodes lint
+test: setup sysdeps nodes lint
 	$(BIN)/pytest
 
 bench: setup nodes

@@ -1,0 +1,1 @@
+"""Incident registry: attributed heists, their seeds, and the traces attached to them."""
