@@ -60,9 +60,9 @@ def _csv(doc: dict[str, Any]) -> str:
 
 def trace_cmd(
     ctx: typer.Context,
-    seeds: Annotated[list[str], typer.Option("--from", help="Seed: address, transaction hash or txid:n (repeatable).")],
+    seeds: Annotated[list[str] | None, typer.Option("--from", help="Seed: address, transaction hash or txid:n (repeatable).")] = None,
     chain: Annotated[str | None, typer.Option(help="Chain name (default: the ledger's only chain).")] = None,
-    backward: Annotated[bool, typer.Option("--backward", help="Where the value came from (UTXO chains).")] = False,
+    backward: Annotated[bool, typer.Option("--backward", help="Where the value came from instead of where it went.")] = False,
     model: Annotated[str, typer.Option(help="haircut, poison, fifo or lifo.")] = "haircut",
     hops: Annotated[int | None, typer.Option(help="Most address hops from a seed.")] = None,
     since: Annotated[str | None, typer.Option(help="Start of the time window (ISO 8601, UTC).")] = None,
@@ -76,24 +76,43 @@ def trace_cmd(
         "--follow-bridges/--no-follow-bridges", help="Continue on the other chain of a matched bridge hop.")] = True,
     fmt: Annotated[str, typer.Option("--format", help="table, json, csv or graphml.")] = "table",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    incident: Annotated[str | None, typer.Option(
+        "--incident", help="Trace from this incident's attacker/cash-out seeds and attach the result to it.")] = None,
+    usd: Annotated[bool, typer.Option("--usd", help="Add USD at the time and today (needs `prices import`).")] = False,
 ) -> None:
     """Trace value from seeds through the ledger to service endpoints and holdings."""
     from ..flows.trace import trace
 
     if fmt not in FORMATS:
         raise ConfigError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if bool(seeds) == bool(incident):
+        raise ConfigError("give seeds with --from, or an incident with --incident (one of the two)")
     with Ledger(state(ctx).db, read_only=False) as ledger:
         if chain is None:
             names = [c["name"] for c in ledger.chains()]
             if len(names) != 1:
                 raise ConfigError(f"name the chain with --chain (the ledger has: {', '.join(names) or 'none'})")
             chain = names[0]
-        res = trace(ledger, chain, seeds, backward=backward, model=model, hops=hops, since=since,
-                    until=until, min_value=min_value, max_fanout=max_fanout,
-                    follow_conversions=follow_conversions, follow_bridges=follow_bridges)  # fmt: skip
-    doc = res.to_json()
+        options: dict[str, Any] = dict(backward=backward, model=model, hops=hops, since=since, until=until, min_value=min_value,
+                       max_fanout=max_fanout, follow_conversions=follow_conversions, follow_bridges=follow_bridges)  # fmt: skip
+        if incident:
+            from ..incidents.tracing import trace_incident
+
+            run = trace_incident(ledger, incident, chain, **options)
+            res = run.result
+            err_console.print(f"trace #{run.trace_id} attached to {incident}: {len(run.used_seeds)} seed(s) on {chain}"
+                              f", {len(run.missing_seeds)} not in the ledger", markup=False)  # fmt: skip
+        else:
+            res = trace(ledger, chain, seeds or [], **options)
+        doc = res.to_json()
+        if usd:
+            from ..prices import with_usd
+
+            with_usd(ledger, res, doc)
     if fmt == "table":
         _print_table(doc)
+        if usd:
+            _print_usd(doc)
         return
     text = {"json": lambda: json.dumps(doc, indent=2) + "\n", "csv": lambda: _csv(doc),
             "graphml": lambda: _graphml(doc)}[fmt]()  # fmt: skip
@@ -130,6 +149,17 @@ def _print_table(doc: dict[str, Any]) -> None:
         for asset, v in d.items():
             console.print(f"[yellow]limit {lim}[/] left {v} {asset} untraced")
     console.print(f"{len(doc['edges'])} edge(s)")
+
+
+def _print_usd(doc: dict[str, Any]) -> None:
+    t = Table("address", "asset", "value", "USD at the time", "USD latest", "price day", "flag", title="USD (endpoints and holdings)")
+    for section in ("endpoints", "holdings"):
+        for e in doc[section]:
+            u = e.get("usd") or {}
+            t.add_row(e["address"], e["asset"], e["value"], u.get("usd_at_time") or "no price",
+                      u.get("usd_latest") or "no price",
+                      f"{u.get('price_day_at_time') or '-'} / {u.get('price_day_latest') or '-'}", u.get("flag") or "")  # fmt: skip
+    console.print(t, markup=False)
 
 
 def register(app: typer.Typer) -> None:

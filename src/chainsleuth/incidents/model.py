@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
+from fractions import Fraction
+from typing import Any
 
 VICTIM_TYPES = ("exchange", "bridge", "wallet", "bank", "defi", "gambling", "payment_processor", "other")
 CONFIDENCES = ("official", "industry", "contested")
@@ -49,3 +51,25 @@ class IncidentFilter:
     chains: tuple[str, ...] = ()
     confidences: tuple[str, ...] = ()
     ids: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class IncidentTrace:
+    """One trace run attached to an incident (``chainsleuth trace --incident ID``).
+    Amounts are exact integers in base units per asset; ``result`` is the full
+    :meth:`TraceResult.to_json` document (amounts as decimal strings, edges included)."""
+
+    trace_id: int
+    incident_id: str
+    run_at: datetime
+    chain: str
+    model: str
+    direction: str
+    params: dict[str, Any]
+    seeds: tuple[str, ...]
+    seed_value: dict[str, int]
+    accounted: dict[str, int]
+    accounted_share: dict[str, Fraction]
+    endpoints: tuple[dict[str, Any], ...]  # address, asset, value (int), category, labels, ...
+    holdings: tuple[dict[str, Any], ...]  # address, asset, value (int)
+    result: dict[str, Any]

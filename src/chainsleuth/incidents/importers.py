@@ -1,0 +1,183 @@
+"""Importers for the registry: the sourced incident CSV and the hack seed-address CSV.
+
+Both read and validate the whole file first and raise :class:`InputFileError`
+(file, line, field) before anything is written; the writes are then one
+transaction (seeds: one for the registry rows, one for their tags).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, InputFileError
+from ..store import Ledger
+from .model import Incident
+from .registry import (
+    CURRENCY_CHAIN,
+    SCHEMA,
+    FieldProblem,
+    ImportResult,
+    ensure_schema,
+    list_incidents,
+    parse_amount,
+    parse_date,
+    validate,
+    write_incidents,
+)
+
+INCIDENT_COLUMNS = (
+    "incident_id", "date", "victim", "victim_type", "country", "amount_usd", "assets", "chains",
+    "attack_vector", "attributed_to", "attribution_source", "attribution_confidence", "source_urls", "notes",
+)  # fmt: skip
+SEED_COLUMNS = ("hack", "date", "chain", "address", "role", "source")
+
+
+def _rows(path: Path) -> list[tuple[int, dict[str, str]]]:
+    from ..tags.importers import _read_csv  # one CSV reader (BOM, line numbers, extra fields)
+
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        return list(_read_csv(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(str(path), None, f"cannot read: {exc}") from None
+
+
+def _check_header(path: Path, rows: list[tuple[int, dict[str, str]]], columns: tuple[str, ...]) -> None:
+    if not rows:
+        raise InputFileError(str(path), 1, "no rows")
+    missing = [c for c in columns if c not in rows[0][1]]
+    if missing:
+        raise InputFileError(str(path), 1, f"header lacks the column(s) {', '.join(missing)}")
+
+
+def _split(text: str, sep: str | None) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(sep) if p.strip())
+
+
+def parse_incidents(path: Path) -> list[Incident]:
+    """Every row of a registry CSV as a validated :class:`Incident`; InputFileError on the first bad one."""
+    rows = _rows(path)
+    _check_header(path, rows, INCIDENT_COLUMNS)
+    out: list[Incident] = []
+    seen: dict[str, int] = {}
+    for line, r in rows:
+        try:
+            day, precision = parse_date(r["date"])
+            inc = validate(Incident(
+                incident_id=r["incident_id"], date=day, date_precision=precision, victim=r["victim"],
+                victim_type=r["victim_type"], country=r["country"] or None,
+                amount_usd=parse_amount(r["amount_usd"]), assets=_split(r["assets"], ";"),
+                chains=tuple(c.lower() for c in _split(r["chains"], ";")), attack_vector=r["attack_vector"],
+                attributed_to=r["attributed_to"], attribution_source=r["attribution_source"],
+                confidence=r["attribution_confidence"], source_urls=_split(r["source_urls"], None),
+                notes=r["notes"], origin=f"{path.name}:{line}",
+            ))  # fmt: skip
+        except FieldProblem as p:
+            raise InputFileError(str(path), line, f"field {p.name!r}: {p.message}") from None
+        if inc.incident_id in seen:
+            raise InputFileError(str(path), line, f"field 'incident_id': {inc.incident_id!r} repeats line {seen[inc.incident_id]}")
+        seen[inc.incident_id] = line
+        out.append(inc)
+    return out
+
+
+def import_incidents(ledger: Ledger, path: str | Path) -> ImportResult:
+    """Load a registry CSV (the ``dprk_incidents.csv`` format); re-import replaces by incident_id."""
+    p = Path(path)
+    incidents = parse_incidents(p)
+    ensure_schema(ledger)
+    ids = [i.incident_id for i in incidents]
+    ph = ",".join("?" * len(ids))
+    row = ledger.con.execute(f"SELECT count(*) FROM {SCHEMA}.incidents WHERE incident_id IN ({ph})", ids).fetchone()
+    write_incidents(ledger, incidents)
+    return ImportResult(str(p), incidents=len(incidents), replaced=int(row[0]) if row else 0)
+
+
+# --------------------------------------------------------------------------- seeds
+
+# Hack names of dprk_hack_seed_addresses.csv -> how the registry names the victim. Each
+# seed is mapped to the incident of that victim with the latest date not after the
+# seed's date (a seed dated after the theft is a laundering step of it); the explicit
+# table keeps a renamed or new hack from being attached by a loose text match.
+SEED_HACK_VICTIM = {
+    "Bybit": "Bybit",
+    "Ronin Bridge": "Ronin Network bridge",
+    "Harmony Horizon Bridge": "Harmony Horizon bridge",
+    "Stake.com": "Stake.com",
+    "CoinEx": "CoinEx",
+}
+# A seed more than this long after its incident is not mapped (Harmony's laundering
+# addresses are dated seven months after the theft).
+SEED_MAX_LAG = dt.timedelta(days=400)
+
+
+def map_seed_incident(incidents: list[Incident], hack: str, seed_date: dt.date) -> Incident | None:
+    """The incident a seed row's ``hack`` and date belong to, or None."""
+    victim = SEED_HACK_VICTIM.get(hack)
+    if victim is None:
+        return None
+    cands = [i for i in incidents if i.victim.lower().startswith(victim.lower())
+             and i.date <= seed_date <= i.date + SEED_MAX_LAG]  # fmt: skip
+    return max(cands, key=lambda i: i.date) if cands else None
+
+
+def import_incident_seeds(ledger: Ledger, path: str | Path) -> ImportResult:
+    """Load ``dprk_hack_seed_addresses.csv``: each row mapped to its incident, stored in
+    ``incidents.incident_seeds`` and written as tags (the ``dprk-seeds`` source: attacker
+    -> ``service_hack``, cash-out/laundering -> ``money_laundering``, victim -> ``victim``)
+    with the incident id in the tag context. Re-import replaces both."""
+    from ..tags.importers import _import_dprk_seeds
+    from ..tags.normalize import normalize_address
+    from ..tags.store import write_import
+
+    p = Path(path)
+    f = p / "dprk_hack_seed_addresses.csv" if p.is_dir() else p
+    rows = _rows(f)
+    _check_header(f, rows, SEED_COLUMNS[:5])
+    incidents = list_incidents(ledger)
+    if not incidents:
+        raise ConfigError("the incident registry is empty: import the incidents first (chainsleuth incidents import)")
+    seeds: list[list[Any]] = []
+    for line, r in rows:
+        for name in SEED_COLUMNS[:5]:
+            if not r.get(name):
+                raise InputFileError(str(f), line, f"field {name!r}: missing")
+        try:
+            seed_date, _ = parse_date(r["date"])
+        except FieldProblem as prob:
+            raise InputFileError(str(f), line, f"field 'date': {prob.message}") from None
+        inc = map_seed_incident(incidents, r["hack"], seed_date)
+        if inc is None:
+            known = ", ".join(SEED_HACK_VICTIM)
+            raise InputFileError(str(f), line, f"field 'hack': {r['hack']!r} on {r['date']} matches no incident "
+                                 f"in the registry (mapped hacks: {known})")  # fmt: skip
+        currency = r["chain"].strip().upper()
+        chain = CURRENCY_CHAIN.get(currency)
+        if chain is None:
+            raise InputFileError(str(f), line, f"field 'chain': unknown chain code {r['chain']!r}; "
+                                 f"known: {', '.join(CURRENCY_CHAIN)}")  # fmt: skip
+        role_kind = r["role"].split(":", 1)[0].split("(", 1)[0].strip().lower()
+        seeds.append([inc.incident_id, chain, currency, normalize_address(r["address"], currency).address,
+                      r["role"], role_kind, r["hack"], seed_date, r.get("source", ""), f"{f.name}:{line}"])  # fmt: skip
+    # the tag rows: the dprk-seeds importer's own rows (role -> concept, actor, source), plus the incident
+    tags, warnings = _import_dprk_seeds(f)
+    for ctx, seed in zip(tags.cols["context"], seeds, strict=True):
+        ctx["incident_id"] = seed[0]
+    ensure_schema(ledger)
+    con = ledger.con
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DELETE FROM {SCHEMA}.incident_seeds WHERE origin LIKE ?", [f"{f.name}:%"])
+        con.executemany(f"INSERT INTO {SCHEMA}.incident_seeds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", seeds)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    write_import(ledger, "dprk-seeds", f, tags, warnings=warnings)
+    per: dict[str, int] = {}
+    for s in seeds:
+        per[s[0]] = per.get(s[0], 0) + 1
+    return ImportResult(str(f), seeds=len(seeds), tags=len(tags), per_incident=per)
