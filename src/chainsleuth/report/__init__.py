@@ -1,0 +1,1 @@
+"""Reports: flow charts, incident reports, HTML and PDF rendering."""
