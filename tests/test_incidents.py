@@ -221,3 +221,75 @@ def test_cli_import_list_show_trace(loaded: Path, registry_csv: Path, seeds_csv:
         out = run.invoke(app, ["--db", str(db), *args])
         assert out.exit_code != 0 and isinstance(out.exception, ChainsleuthError), (args, out.output)
         assert message in str(out.exception), (args, str(out.exception))
+
+
+def test_seed_import_all_or_nothing(tmp_path: Path, registry_csv: Path, seeds_csv: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    with Ledger(tmp_path / "s.duckdb") as led:
+        with pytest.raises(ConfigError, match="registry is empty"):
+            import_incident_seeds(led, seeds_csv)
+        import_incidents(led, registry_csv)
+        bad = tmp_path / "seeds.csv"
+        lines = seeds_csv.read_text(encoding="utf-8").splitlines(keepends=True)
+        bad.write_text("".join([*lines[:5], "Upbit,2019-11-27,ETH,0xa09871aeadf4994ca12f5c0b6056bbd1d343c029,attacker,x\n",
+                                *lines[5:]]), encoding="utf-8")  # fmt: skip
+        with pytest.raises(InputFileError, match=r"seeds.csv:6: field 'hack': 'Upbit'"):
+            import_incident_seeds(led, bad)
+        import_incident_seeds(led, seeds_csv)
+
+        def broken(*_args: object, **_kw: object) -> None:  # the tag store failing after the seeds were written
+            raise RuntimeError("disk full")
+
+        monkeypatch.setattr("chainsleuth.tags.store.write_import", broken)
+        shorter = tmp_path / "dprk_hack_seed_addresses.csv"
+        shorter.write_text("".join(lines[:11]), encoding="utf-8")
+        before = led.con.execute("SELECT * FROM incidents.incident_seeds ORDER BY address, incident_id").fetchall()
+        with pytest.raises(RuntimeError, match="disk full"):
+            import_incident_seeds(led, shorter)
+        assert led.con.execute("SELECT * FROM incidents.incident_seeds ORDER BY address, incident_id").fetchall() == before
+        assert led.con.execute("SELECT count(*) FROM tags.tags WHERE context->>'incident_id' IS NOT NULL").fetchone() == (223,)
+
+
+RONIN_EXPLOITER = "0x098b716b8aaf21512996dc57eb0615e2383e2f96"  # Ronin primary exploiter (OFAC SDN, 2022-04-14)
+
+
+def test_trace_incident_account_chain_with_usd(loaded: Path, shared_data: Path) -> None:
+    """An Ethereum-family ledger where the real Ronin exploiter address receives 10 ETH from the
+    bridge and sends 5 to an exchange and 4 to a wallet on 2022-03-23 (ETH close_price 2969.78)."""
+    from chainsleuth.prices import DEFAULT_FILES, import_prices, with_usd
+    from chainsleuth.tags import import_tags
+
+    bridge, ex, wallet, eth = "0x" + "b" * 40, "0x" + "e" * 40, "0x" + "f" * 40, 10**18
+    t0 = 1_648_000_000  # 2022-03-23 01:46:40 UTC
+    with Ledger(loaded) as led:
+        for f in DEFAULT_FILES:
+            import_prices(led, shared_data / f)
+        led.ensure_chain("eth", "ethereum", network="mainnet")
+        txs = [(1, 0, bridge, RONIN_EXPLOITER, 10 * eth), (2, 0, RONIN_EXPLOITER, ex, 5 * eth),
+               (2, 1, RONIN_EXPLOITER, wallet, 4 * eth)]  # fmt: skip
+        for b in (1, 2):
+            rows = [t for t in txs if t[0] == b]
+            led.write_batch("eth", {
+                "blocks": {"number": [b], "hash": [f"b{b}"], "timestamp": [t0 + 100 * b]},
+                "transactions": {"hash": [f"t{b}{r[1]}" for r in rows], "block_number": [b] * len(rows),
+                                 "block_hash": [f"b{b}"] * len(rows), "transaction_index": [r[1] for r in rows],
+                                 "from_address": [r[2] for r in rows], "to_address": [r[3] for r in rows],
+                                 "value": [r[4] for r in rows], "block_timestamp": [t0 + 100 * b] * len(rows)},
+            }, (b, b))  # fmt: skip
+        tags = loaded.parent / "ex.csv"
+        tags.write_text(f"address,currency,label,category,confidence\n{ex},ETH,Ex,exchange,service_data\n")
+        import_tags(led, "csv", tags)
+        run = trace_incident(led, "DPRK-2022-01", "eth")
+        doc = with_usd(led, run.result)
+        [t] = incident_traces(led, "DPRK-2022-01")
+    assert run.used_seeds == [RONIN_EXPLOITER] and len(run.missing_seeds) == 25  # 26 ETH attacker/cash-out seeds
+    assert t.seed_value == {"ETH": 10 * eth} and [(e["address"], e["value"]) for e in t.endpoints] == [(ex, 5 * eth)]
+    assert sorted((h["address"], h["value"]) for h in t.holdings) == [(RONIN_EXPLOITER, eth), (wallet, 4 * eth)]
+    [end] = doc["endpoints"]
+    assert (end["usd"]["usd_at_time"], end["usd"]["price_day_at_time"]) == ("14848.9", "2022-03-23")
+    assert (end["usd"]["usd_latest"], end["usd"]["price_day_latest"]) == ("15695.28521", "2026-01-05")
+    held = {h["address"]: h["usd"] for h in doc["holdings"]}
+    assert held[wallet]["usd_at_time"] == "11879.12"
+    # the seed's own remainder has no traced edge into it: no time, so no value at the time (never 0)
+    assert held[RONIN_EXPLOITER]["usd_at_time"] is None and held[RONIN_EXPLOITER]["flag"] == "no_time"
+    assert held[RONIN_EXPLOITER]["usd_latest"] == "3139.057042"

@@ -168,15 +168,28 @@ def import_incident_seeds(ledger: Ledger, path: str | Path) -> ImportResult:
         ctx["incident_id"] = seed[0]
     ensure_schema(ledger)
     con = ledger.con
-    con.execute("BEGIN TRANSACTION")
+    mine = f"{f.name}:%"
+    previous = con.execute(f"SELECT * FROM {SCHEMA}.incident_seeds WHERE origin LIKE ?", [mine]).fetchall()
+
+    def replace_seeds(rows: list[Any]) -> None:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f"DELETE FROM {SCHEMA}.incident_seeds WHERE origin LIKE ?", [mine])
+            if rows:
+                con.executemany(f"INSERT INTO {SCHEMA}.incident_seeds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    # Two transactions (the tag store commits its own); if the tag write fails the
+    # previous seed rows are put back, so neither half of the import stays applied.
+    replace_seeds(seeds)
     try:
-        con.execute(f"DELETE FROM {SCHEMA}.incident_seeds WHERE origin LIKE ?", [f"{f.name}:%"])
-        con.executemany(f"INSERT INTO {SCHEMA}.incident_seeds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", seeds)
-        con.execute("COMMIT")
+        write_import(ledger, "dprk-seeds", f, tags, warnings=warnings)
     except BaseException:
-        con.execute("ROLLBACK")
+        replace_seeds([list(r) for r in previous])
         raise
-    write_import(ledger, "dprk-seeds", f, tags, warnings=warnings)
     per: dict[str, int] = {}
     for s in seeds:
         per[s[0]] = per.get(s[0], 0) + 1
