@@ -17,7 +17,9 @@ from . import exposure as exposure_cmd
 from . import flows as flows_cmd
 from . import incidents as incidents_cmd
 from . import ingest as ingest_cmd
+from . import lab as lab_cmd
 from . import prices as prices_cmd
+from . import report as report_cmd
 from . import store as store_cmd
 from . import tags as tags_cmd
 from .common import State, err_console
@@ -54,9 +56,11 @@ conversions_cmd.register(app)
 entities_cmd.register(app)
 exposure_cmd.register(app)
 flows_cmd.register(app)
+lab_cmd.register(app)
 tags_cmd.register(app)
 incidents_cmd.register(app)
 prices_cmd.register(app)
+report_cmd.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,109 @@
+"""``chainsleuth report``: registry summaries (``report incidents``) and case files (``report incident ID``)."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import ConfigError
+from ..store import Ledger
+from .common import console, state
+
+report_app = typer.Typer(help="Reports: incident registry summaries and incident case files (HTML, PDF, JSON, CSV).",
+                         no_args_is_help=True)  # fmt: skip
+
+
+def _date(value: str | None, name: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{name}: not a date (YYYY-MM-DD): {value!r}") from None
+
+
+def _items(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(v.strip() for x in values or [] for v in x.split(",") if v.strip())
+
+
+def _emit(text: str | None, output: Path | None, what: str) -> None:
+    if text is not None:
+        typer.echo(text, nl=False)
+    elif output is not None:
+        console.print(f"wrote {what} to {output}", markup=False)
+
+
+@report_app.command("incidents")
+def incidents_cmd(
+    ctx: typer.Context,
+    since: Annotated[str | None, typer.Option(help="First incident date (YYYY-MM-DD), inclusive.")] = None,
+    until: Annotated[str | None, typer.Option(help="Last incident date (YYYY-MM-DD), inclusive.")] = None,
+    actor: Annotated[str | None, typer.Option(help="Actor id or any alias (sub-actors included), e.g. Lazarus.")] = None,
+    victim_type: Annotated[list[str] | None, typer.Option(
+        "--victim-type", help="exchange, bridge, wallet, bank, defi, gambling, payment_processor, other (repeatable or comma list).")] = None,
+    country: Annotated[list[str] | None, typer.Option(help="ISO-3166 alpha-2 country (repeatable).")] = None,
+    chain: Annotated[list[str] | None, typer.Option(help="Chain named by the registry, e.g. ethereum (repeatable).")] = None,
+    confidence: Annotated[list[str] | None, typer.Option(help="official, industry, contested (repeatable).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="html, pdf, json or csv.")] = "html",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here (needed for pdf).")] = None,
+) -> None:
+    """Totals by year, actor, victim type and country, the largest incidents, published
+    figures beside the registry's own sums (differences explained), and the sources."""
+    from ..incidents.model import CONFIDENCES, VICTIM_TYPES, IncidentFilter
+    from ..report.incidents_report import (
+        FORMATS,
+        incidents_csv,
+        incidents_html,
+        incidents_report,
+        write_report,
+    )
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    types, confs = _items(victim_type), _items(confidence)
+    for v in types:
+        if v not in VICTIM_TYPES:
+            raise ConfigError(f"unknown --victim-type {v!r}; allowed: {', '.join(VICTIM_TYPES)}")
+    for c in confs:
+        if c not in CONFIDENCES:
+            raise ConfigError(f"unknown --confidence {c!r}; allowed: {', '.join(CONFIDENCES)}")
+    filt = IncidentFilter(since=_date(since, "--since"), until=_date(until, "--until"), actor=actor,
+                          victim_types=types, countries=tuple(c.upper() for c in _items(country)),
+                          chains=_items(chain), confidences=confs)  # fmt: skip
+    if filt.since and filt.until and filt.since > filt.until:
+        raise ConfigError(f"--since {filt.since} is after --until {filt.until}")
+    if fmt == "pdf" and output is None:
+        raise ConfigError("--format pdf needs --output FILE")
+    with Ledger(state(ctx).db) as ledger:
+        doc = incidents_report(ledger, filt)
+    text = write_report(doc, fmt, output, html=incidents_html, csv_text=incidents_csv)
+    _emit(text, output, f"{fmt} report ({doc['count']} incidents, ${doc['total_usd']:,})")
+
+
+@report_app.command("incident")
+def incident_cmd(
+    ctx: typer.Context,
+    incident_id: Annotated[str, typer.Argument(help="Incident id, e.g. DPRK-2025-02.")],
+    fmt: Annotated[str, typer.Option("--format", help="html, pdf or json.")] = "html",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here (needed for pdf).")] = None,
+) -> None:
+    """One incident as a case file: record, seeds, attached traces (Sankey, endpoints with
+    evidence, USD with price source) and the method."""
+    from ..report.incident_case import incident_case, incident_html
+    from ..report.incidents_report import write_report
+
+    if fmt not in ("html", "pdf", "json"):
+        raise ConfigError(f"unknown --format {fmt!r} for a case file; choose html, pdf or json")
+    if fmt == "pdf" and output is None:
+        raise ConfigError("--format pdf needs --output FILE")
+    with Ledger(state(ctx).db) as ledger:
+        doc = incident_case(ledger, incident_id)
+    text = write_report(doc, fmt, output, html=incident_html)
+    _emit(text, output, f"{fmt} case file of {incident_id} ({len(doc['traces'])} trace(s))")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(report_app, name="report")
