@@ -20,8 +20,12 @@ Measures (all exact integers; ratios as ``Fraction``):
   > ``min_value``), how many are true endpoints (count), and how much of the flagged
   value sits at true endpoints (value, per asset).
 * **address precision / recall**: of the addresses the trace says received taint (edge
-  recipients and holdings), how many truly held stolen value, and of those that did, how
-  many the trace found.
+  recipients and holdings), how many truly held stolen value (``lab.stolen``, the true
+  endpoints, and the addresses of a service that received stolen value: its deposit
+  addresses sweep to its hot wallets), and of those, how many the trace found.
+* **per service**: what the trace's endpoints at any address of a service (``lab.services``)
+  hold, against what the service truly received; and the endpoint precision at service
+  level (the trace may stop at the hot wallet a true deposit address swept to).
 """
 
 from __future__ import annotations
@@ -69,7 +73,8 @@ class Evaluation:
     endpoints_truth: int = 0  # true endpoint addresses (exchange, otc, mixer)
     endpoint_value: dict[str, tuple[int, int]] = field(default_factory=dict)  # asset -> (at true, flagged)
     addresses_flagged: int = 0
-    addresses_true: int = 0
+    addresses_true: int = 0  # flagged and truly reached by stolen value (incl. swept-to hot wallets)
+    addresses_found: int = 0  # flagged and in the truth set (held stolen value in the lab's books)
     addresses_truth: int = 0
     misses: list[dict[str, Any]] = field(default_factory=list)  # true endpoints not (fully) found
     by_service: list[dict[str, Any]] = field(default_factory=list)  # service, asset, truth, found
@@ -95,7 +100,7 @@ class Evaluation:
 
     @property
     def address_recall(self) -> Fraction | None:
-        return _ratio(self.addresses_true, self.addresses_truth)
+        return _ratio(self.addresses_found, self.addresses_truth)
 
     def to_json(self) -> dict[str, Any]:
         def f(x: Fraction | None) -> float | None:
@@ -113,7 +118,7 @@ class Evaluation:
                                          for a, (t, fl) in self.endpoint_value.items()},
             "address_precision": {"true": self.addresses_true, "flagged": self.addresses_flagged,
                                   "ratio": f(self.address_precision)},
-            "address_recall": {"found": self.addresses_true, "truth": self.addresses_truth,
+            "address_recall": {"found": self.addresses_found, "truth": self.addresses_truth,
                                "ratio": f(self.address_recall)},
             "by_service": [{**r, "truth": str(r["truth"]), "found": str(r["found"])} for r in self.by_service],
             "endpoint_precision_service": {"true": self.endpoints_true_service, "flagged": self.endpoints_flagged,
@@ -155,8 +160,8 @@ def evaluate(
     truth_ends, stolen = ground_truth(ledger)
     services: list[dict[str, Any]] = []
     if table_exists(ledger, "lab", "services"):
-        rel = ledger.con.execute("SELECT chain, service, address FROM lab.services")
-        services = [{"chain": c, "service": sv, "address": a} for c, sv, a in rel.fetchall()]
+        rel = ledger.con.execute("SELECT chain, service, role, address FROM lab.services")
+        services = [{"chain": c, "service": sv, "role": r, "address": a} for c, sv, r, a in rel.fetchall()]
     return evaluate_against(res_list, truth_ends, stolen, services=services, min_value=min_value)
 
 
@@ -260,7 +265,13 @@ def evaluate_against(
     # address precision / recall
     true_addr = {(_norm(s["chain"]), _norm(s["address"])) for s in stolen if s.get("address") and int(s["value"]) > 0}
     true_addr |= {(c, a) for (_k, c, a, _asset), v in truth.items() if v > 0}
+    # the hot wallets (any non-deposit address) of services that received stolen value: their
+    # deposit addresses sweep to them, so stolen value truly reaches them (the lab books it
+    # at the deposit); flagging them is no false positive, finding them is not required
+    swept_to = {(_norm(r["chain"]), _norm(r["address"])) for r in services
+                if r.get("address") and str(r["service"]) in true_services and r.get("role") != "deposit"}  # fmt: skip
     ev.addresses_flagged = len(flagged_addr)
-    ev.addresses_true = len(flagged_addr & true_addr)
+    ev.addresses_true = len(flagged_addr & (true_addr | swept_to))
+    ev.addresses_found = len(flagged_addr & true_addr)
     ev.addresses_truth = len(true_addr)
     return ev
