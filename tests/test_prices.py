@@ -141,3 +141,30 @@ def test_cli_trace_usd(priced: Path) -> None:
     assert (hold["usd"]["usd_at_time"], hold["usd"]["usd_latest"]) == ("0.255579687", "1.125631089")
     out = run.invoke(app, ["--db", str(priced), "trace", "--from", "thief", "--usd"])
     assert out.exit_code == 0 and "0.255579687" in out.output and "2023-09-04 / 2025-09-24" in out.output
+
+
+def test_cli_trace_usd_csv(priced: Path) -> None:
+    """The CSV carries the same USD columns as the JSON on endpoint and holding rows (edges: empty)."""
+    import csv
+    import io
+
+    with Ledger(priced) as led:
+        write_utxo_blocks(led, "btc", [[Tx("c0", [], [("thief", 1000)])], [Tx("t1", [("c0", 0)], [("ex", 600), ("hold", 390)])]],
+                          block_time=1_693_785_600)  # 2023-09-04  # fmt: skip
+        f = priced.parent / "t.csv"
+        f.write_text("address,currency,label,category,confidence\nex,BTC,Ex,exchange,service_data\n")
+        import_tags(led, "csv", f)
+    out = CliRunner().invoke(app, ["--db", str(priced), "trace", "--from", "thief", "--usd", "--format", "csv"])
+    assert out.exit_code == 0, out.output
+    rows = list(csv.DictReader(io.StringIO(out.output)))
+    assert list(rows[0])[-7:] == ["usd_at_time", "usd_latest", "price_day_at_time", "price_day_latest",
+                                  "source_at_time", "source_latest", "usd_flag"]  # fmt: skip
+    by = {(r["section"], r["address"]): r for r in rows}
+    end, hold = by[("endpoint", "ex")], by[("holding", "hold")]
+    # 600 sat and 390 sat at 25816.13 (2023-09-04) and 113700.11 (2025-09-24), as in test_trace_with_usd
+    assert (end["usd_at_time"], end["usd_latest"], end["price_day_at_time"], end["price_day_latest"], end["usd_flag"]) == (
+        "0.15489678", "0.68220066", "2023-09-04", "2025-09-24", "daily")  # fmt: skip
+    assert "mathaszip" in end["source_at_time"] and hold["usd_at_time"] == "0.100682907"
+    assert all(r["usd_at_time"] == "" for r in rows if r["section"] == "edge")
+    plain = CliRunner().invoke(app, ["--db", str(priced), "trace", "--from", "thief", "--format", "csv"])
+    assert plain.output.splitlines()[0].endswith("category,labels")  # no USD columns without --usd

@@ -172,6 +172,8 @@ def test_cli_formats(registry_db: Path, tmp_path: Path) -> None:
     html = page.read_text()
     assert html.count('class="plotly-graph-div"') == 4 and not re.search(r"<script[^>]+src=", html)
     assert "571,000,000" in html and "https://www.computing.co.uk/news/3072600" in html
+    # checked by eye in a browser: dates of a period on one line, notes joined without ".;"
+    assert '<td class="nowrap">2017-01-01 to 2018-09-30</td>' in html and ".;" not in json.dumps(doc["published"])
     pdf = tmp_path / "r.pdf"
     out = run.invoke(app, [*base, "--format", "pdf", "-o", str(pdf)])
     assert out.exit_code == 0, out.output
@@ -198,3 +200,18 @@ def test_cli_bad_input(tmp_path: Path) -> None:
         assert message in str(out.exception), (args, str(out.exception))
     out = run.invoke(app, ["--db", str(db), "report", "incident", "DPRK-1999-01", "--format", "csv"])
     assert "choose html, pdf or json" in str(out.exception)
+
+
+def test_bar_labels_match_the_caption() -> None:
+    """Interactive bars carry "$total (n)" like the static chart (only "(n)" past 10 bars);
+    a group whose incidents all lack an amount says so instead of $0."""
+    from chainsleuth.report.incidents_report import _group_chart
+
+    rows = [{"key": "2017", "count": 2, "unvalued": 1, "total_usd": 5_000_000},
+            {"key": "2018", "count": 1, "unvalued": 1, "total_usd": 0}]  # fmt: skip
+    chart = _group_chart(rows, "By year", keep_order=True)
+    assert chart.figure is not None and list(chart.figure.data[0].text) == ["$5M (2)", "no amount (1)"]
+    assert chart.svg is not None and "$5M (2)" in chart.svg
+    many = [{"key": str(k), "count": k, "unvalued": 0, "total_usd": k * 1000} for k in range(1, 13)]
+    fig = _group_chart(many, "By country").figure
+    assert fig is not None and list(fig.data[0].text)[:2] == ["(1)", "(2)"]

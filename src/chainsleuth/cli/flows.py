@@ -13,7 +13,7 @@ from rich.table import Table
 
 from ..errors import ConfigError
 from ..store import Ledger
-from .common import console, err_console, state
+from .common import console, default_chain, err_console, state
 
 FORMATS = ("table", "json", "csv", "graphml")
 
@@ -44,17 +44,31 @@ def _graphml(doc: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+# with --usd: the columns of prices.with_usd's ``usd`` object, filled on endpoint and holding rows
+USD_COLUMNS = ("usd_at_time", "usd_latest", "price_day_at_time", "price_day_latest", "source_at_time",
+               "source_latest", "flag")  # fmt: skip
+
+
 def _csv(doc: dict[str, Any]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["section", "from", "to", "address", "asset", "value", "transaction_hash", "time", "category", "labels"])
+    usd = any("usd" in r for section in ("endpoints", "holdings") for r in doc[section])
+    extra = [""] * len(USD_COLUMNS) if usd else []
+
+    def priced(row: dict[str, Any]) -> list[str]:
+        # an empty usd_* cell with flag no_price / no_time means no price, never 0
+        u = row.get("usd") or {}
+        return [u.get(c) or "" for c in USD_COLUMNS] if usd else []
+
+    w.writerow(["section", "from", "to", "address", "asset", "value", "transaction_hash", "time", "category", "labels",
+                *(f"usd_{c}" if c == "flag" else c for c in (USD_COLUMNS if usd else ()))])  # fmt: skip
     for e in doc["edges"]:
         section = "edge" if e.get("kind", "transfer") == "transfer" else e["kind"]  # swap / bridge edges
-        w.writerow([section, e["from"], e["to"], "", e["asset"], e["value"], e["transaction_hash"], e["block_timestamp"], "", ""])  # fmt: skip
+        w.writerow([section, e["from"], e["to"], "", e["asset"], e["value"], e["transaction_hash"], e["block_timestamp"], "", "", *extra])  # fmt: skip
     for e in doc["endpoints"]:
-        w.writerow(["endpoint", "", "", e["address"], e["asset"], e["value"], "", e["first_time"], e["category"] or "", ";".join(e["labels"])])  # fmt: skip
+        w.writerow(["endpoint", "", "", e["address"], e["asset"], e["value"], "", e["first_time"], e["category"] or "", ";".join(e["labels"]), *priced(e)])  # fmt: skip
     for h in doc["holdings"]:
-        w.writerow(["holding", "", "", h["address"], h["asset"], h["value"], "", "", "", ""])
+        w.writerow(["holding", "", "", h["address"], h["asset"], h["value"], "", "", "", "", *priced(h)])
     return buf.getvalue()
 
 
@@ -124,14 +138,18 @@ def trace_cmd(
 
 
 def _print_table(doc: dict[str, Any]) -> None:
-    t = Table("address", "asset", "value", "category", "labels", "first", "last", title="endpoints")
+    backward = doc["direction"] == "backward"
+    t = Table("address", "asset", "value", "category", "labels", "first", "last",
+              title="came from services (endpoints)" if backward else "endpoints")  # fmt: skip
     for e in doc["endpoints"]:
         t.add_row(e["address"], e["asset"], e["value"], e["category"] or "", "; ".join(e["labels"]),
                   e["first_time"], e["last_time"])  # fmt: skip
     console.print(t)
-    h = Table("address", "asset", "value", title="still held")
+    # backward: where the walk ended (coinbase/mint, or held before the ledger or window)
+    h = Table("address", "asset", "value", *(["origin"] if backward else []),
+              title="origins (holdings)" if backward else "still held")  # fmt: skip
     for r in doc["holdings"]:
-        h.add_row(r["address"], r["asset"], r["value"])
+        h.add_row(r["address"], r["asset"], r["value"], *([r.get("origin") or ""] if backward else []))
     console.print(h)
     for asset in doc["accounted"]:
         v = doc["seed_value"].get(asset, "0")
@@ -162,5 +180,33 @@ def _print_usd(doc: dict[str, Any]) -> None:
     console.print(t, markup=False)
 
 
+def trace_index_cmd(
+    ctx: typer.Context,
+    chain: Annotated[str | None, typer.Option(help="Chain name (default: the ledger's only chain).")] = None,
+    drop: Annotated[bool, typer.Option("--drop", help="Remove the index instead (the next trace rebuilds it).")] = False,
+) -> None:
+    """Build (or refresh) an account chain's trace index now, e.g. right after an ingest.
+
+    A trace builds it on first use anyway; this moves that one-time cost out of the
+    first trace. The index is rebuilt whenever the ledger changed (new blocks, reorgs)."""
+    from ..flows import trace_index
+
+    with Ledger(state(ctx).db, read_only=False) as ledger:
+        name = default_chain(ledger, chain)
+        if ledger.family(name) != "ethereum":
+            raise ConfigError(f"{name} is a UTXO chain: its traces read the ledger directly, there is no trace index")
+        if drop:
+            trace_index.drop_index(ledger, name)
+            console.print(f"dropped the trace index of {name}")
+            return
+        info = trace_index.fresh_index(ledger, name)
+        fresh = info is not None
+        if info is None:
+            info = trace_index.build_index(ledger, name)
+    verb = "up to date" if fresh else f"built in {info['build_s']:.1f} s"
+    console.print(f"trace index of {name}: {info['legs']:,} legs, {verb}", markup=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command("trace")(trace_cmd)
+    app.command("trace-index")(trace_index_cmd)

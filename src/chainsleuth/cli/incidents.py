@@ -6,7 +6,6 @@ import csv
 import io
 import json
 from dataclasses import asdict
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +15,7 @@ from rich.table import Table
 from ..config import data_dir
 from ..errors import ConfigError
 from ..store import Ledger
-from .common import console, err_console, state
+from .common import console, err_console, incident_filter, state
 
 incidents_app = typer.Typer(help="Attributed heists: registry, seeds, traces, STIX/FtM export.", no_args_is_help=True)
 
@@ -53,19 +52,6 @@ def import_cmd(
             console.print(f"imported {sres.seeds} seed addresses ({sres.tags} tags) from {sp}: {per}", markup=False)
 
 
-def _date_opt(value: str | None, name: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{name}: not a date (YYYY-MM-DD): {value!r}") from None
-
-
-def _csv_list(values: list[str] | None) -> tuple[str, ...]:
-    return tuple(v.strip() for x in values or [] for v in x.split(",") if v.strip())
-
-
 def incident_json(inc: Any) -> dict[str, Any]:
     d = asdict(inc)
     d["date"] = inc.date.isoformat()
@@ -86,21 +72,12 @@ def list_cmd(
     fmt: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
 ) -> None:
     """List incidents matching the filters, with the count and the sum of reported losses."""
-    from ..incidents import IncidentFilter, list_incidents
-    from ..incidents.model import CONFIDENCES, VICTIM_TYPES
+    from ..incidents import list_incidents
 
     if fmt not in LIST_FORMATS:
         raise ConfigError(f"unknown --format {fmt!r}; choose one of {', '.join(LIST_FORMATS)}")
-    vts, confs = _csv_list(victim_type), _csv_list(confidence)
-    for v in vts:
-        if v not in VICTIM_TYPES:
-            raise ConfigError(f"unknown --victim-type {v!r}; allowed: {', '.join(VICTIM_TYPES)}")
-    for c in confs:
-        if c not in CONFIDENCES:
-            raise ConfigError(f"unknown --confidence {c!r}; allowed: {', '.join(CONFIDENCES)}")
-    filt = IncidentFilter(since=_date_opt(since, "--since"), until=_date_opt(until, "--until"), actor=actor,
-                          victim_types=vts, countries=_csv_list(country), chains=_csv_list(chain),
-                          confidences=confs)  # fmt: skip
+    filt = incident_filter(since=since, until=until, actor=actor, victim_type=victim_type, country=country,
+                           chain=chain, confidence=confidence)  # fmt: skip
     with Ledger(state(ctx).db) as ledger:
         rows = list_incidents(ledger, filt)
     total = sum(i.amount_usd or 0 for i in rows)
@@ -241,12 +218,12 @@ def export_cmd(
     actor: Annotated[str | None, typer.Option(help="Actor id or alias; sub-actors included.")] = None,
 ) -> None:
     """Export incidents, actors and seed addresses as STIX 2.1 or FollowTheMoney."""
-    from ..incidents import IncidentFilter, list_incidents
+    from ..incidents import list_incidents
     from ..incidents.exports import actors_for, export_ftm, export_stix, sanctioned_addresses
 
     if fmt not in ("stix", "ftm"):
         raise ConfigError(f"unknown --format {fmt!r}; choose stix or ftm")
-    filt = IncidentFilter(since=_date_opt(since, "--since"), until=_date_opt(until, "--until"), actor=actor)
+    filt = incident_filter(since=since, until=until, actor=actor)
     with Ledger(state(ctx).db) as ledger:
         incidents = list_incidents(ledger, filt)
         actors = actors_for(ledger, incidents)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +11,7 @@ from rich.table import Table
 from ..config import data_dir
 from ..errors import ConfigError
 from ..store import Ledger
-from .common import console, state
+from .common import console, date_option, state
 
 prices_app = typer.Typer(help="Daily USD prices (BTC, ETH) for valuation at the time.", no_args_is_help=True)
 
@@ -49,6 +48,7 @@ def show_cmd(
     """Without an asset: the loaded series. With one: its price (and an amount's value) on a day."""
     from ..prices import price_imports, usd_value
 
+    day = date_option(on, "--date")
     with Ledger(state(ctx).db) as ledger:
         if asset is None:
             t = Table("asset", "source", "days", "first", "last", "file")
@@ -57,10 +57,6 @@ def show_cmd(
                           str(r["last_day"]), str(r["path"]))  # fmt: skip
             console.print(t, markup=False)
             return
-        try:
-            day = date.fromisoformat(on) if on else None
-        except ValueError:
-            raise ConfigError(f"--date: not a date (YYYY-MM-DD): {on!r}") from None
         v = usd_value(ledger, asset, amount if amount is not None else 0, None, day)
     price = "no price" if v.price is None else f"{v.price} USD"
     console.print(f"{asset} on {v.price_day or 'latest'}: {price} ({v.flag}; {v.source or 'no source'})", markup=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -10,23 +9,10 @@ import typer
 
 from ..errors import ConfigError
 from ..store import Ledger
-from .common import console, state
+from .common import console, incident_filter, state
 
 report_app = typer.Typer(help="Reports: incident registry summaries and incident case files (HTML, PDF, JSON, CSV).",
                          no_args_is_help=True)  # fmt: skip
-
-
-def _date(value: str | None, name: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{name}: not a date (YYYY-MM-DD): {value!r}") from None
-
-
-def _items(values: list[str] | None) -> tuple[str, ...]:
-    return tuple(v.strip() for x in values or [] for v in x.split(",") if v.strip())
 
 
 def _emit(text: str | None, output: Path | None, what: str) -> None:
@@ -52,7 +38,6 @@ def incidents_cmd(
 ) -> None:
     """Totals by year, actor, victim type and country, the largest incidents, published
     figures beside the registry's own sums (differences explained), and the sources."""
-    from ..incidents.model import CONFIDENCES, VICTIM_TYPES, IncidentFilter
     from ..report.incidents_report import (
         FORMATS,
         incidents_csv,
@@ -63,18 +48,8 @@ def incidents_cmd(
 
     if fmt not in FORMATS:
         raise ConfigError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    types, confs = _items(victim_type), _items(confidence)
-    for v in types:
-        if v not in VICTIM_TYPES:
-            raise ConfigError(f"unknown --victim-type {v!r}; allowed: {', '.join(VICTIM_TYPES)}")
-    for c in confs:
-        if c not in CONFIDENCES:
-            raise ConfigError(f"unknown --confidence {c!r}; allowed: {', '.join(CONFIDENCES)}")
-    filt = IncidentFilter(since=_date(since, "--since"), until=_date(until, "--until"), actor=actor,
-                          victim_types=types, countries=tuple(c.upper() for c in _items(country)),
-                          chains=_items(chain), confidences=confs)  # fmt: skip
-    if filt.since and filt.until and filt.since > filt.until:
-        raise ConfigError(f"--since {filt.since} is after --until {filt.until}")
+    filt = incident_filter(since=since, until=until, actor=actor, victim_type=victim_type, country=country,
+                           chain=chain, confidence=confidence)  # fmt: skip
     if fmt == "pdf" and output is None:
         raise ConfigError("--format pdf needs --output FILE")
     with Ledger(state(ctx).db) as ledger:

@@ -257,7 +257,7 @@ def compare_figure(
                    f"{i.notes or 'not disclosed'}", None, [i.incident_id])  # fmt: skip
         notes = valuation_notes(matched)
         if notes:
-            reason("valuation", "values differ by source for: " + "; ".join(f"{n['victim']}: {n['note']}" for n in notes),
+            reason("valuation", "values differ by source for: " + "; ".join(f"{n['victim']}: {n['note'].rstrip('. ')}" for n in notes),
                    None, [n["incident_id"] for n in notes])  # fmt: skip
     if contested:
         reason("contested", f"{len(contested)} incident(s) with contested attribution, {musd(usd_total(contested))}: "

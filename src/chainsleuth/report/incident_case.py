@@ -34,6 +34,18 @@ MODEL_TEXT = {
 }  # fmt: skip
 
 
+
+def _when(iso: str) -> str:
+    """A stored ISO time as ``YYYY-MM-DD HH:MM UTC`` (the JSON keeps the full ISO string)."""
+    from datetime import UTC, datetime
+
+    try:
+        t = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    return (t.astimezone(UTC) if t.tzinfo else t).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _int_or(v: Any) -> Any:
     return int(v) if isinstance(v, str) and v.lstrip("-").isdigit() else v
 
@@ -198,7 +210,7 @@ def case_sections(doc: dict[str, Any]) -> list[Section]:
         share = "; ".join(
             f"{format_amount(int(t['seed_value'].get(a, '0')), a)} seed value, {format_amount(int(v), a)} accounted "
             f"({float(eval_fraction(t['accounted_share'][a])):.2%})" for a, v in t["accounted"].items())  # fmt: skip
-        s.append(Paragraph(f"Run {t['run_at']} from {len(t['seeds'])} seed(s). {share}. Fees: "
+        s.append(Paragraph(f"Run {_when(t['run_at'])} from {len(t['seeds'])} seed(s). {share}. Fees: "
                            + (", ".join(format_amount(int(v), a) for a, v in t["fees"].items()) or "none")
                            + ". Left untraced by a limit: "
                            + ("; ".join(f"{lim}: " + ", ".join(format_amount(int(v), a) for a, v in d.items())

@@ -178,6 +178,10 @@ def _usd(v: int | None) -> str:
     return f"-${-v:,}" if v < 0 else f"${v:,}"
 
 
+def _bar_label(r: dict[str, Any]) -> str:
+    return f"{musd(r['total_usd']) if r['unvalued'] < r['count'] else 'no amount'} ({r['count']})"
+
+
 def _group_chart(rows: list[dict[str, Any]], title: str, *, keep_order: bool = False) -> Chart:
     shown = rows if keep_order else rows[:20]
     fig = go.Figure(go.Bar(
@@ -185,11 +189,12 @@ def _group_chart(rows: list[dict[str, Any]], title: str, *, keep_order: bool = F
         customdata=[[f"${r['total_usd']:,}", r["count"], r["unvalued"]] for r in shown],
         hovertemplate="%{x}<br>%{customdata[0]}<br>%{customdata[1]} incident(s), %{customdata[2]} without amount"
                       "<extra></extra>", marker_color="#1f5fa8",
+        # "$total (n)" as on the static chart; past 10 bars only "(n)" (long labels shrink unreadably)
+        text=[_bar_label(r) if len(shown) <= 10 else f"({r['count']})" for r in shown], textposition="outside",
+        cliponaxis=False, textfont={"size": 10},
     ))  # fmt: skip
-    fig.update_layout(title=title, yaxis_title="USD at the time", height=340, margin={"l": 10, "r": 10, "t": 40, "b": 10})
-    static = svg.bar_chart([(str(r["key"]), float(r["total_usd"]),
-                             f"{musd(r['total_usd']) if r['unvalued'] < r['count'] else 'no amount'} ({r['count']})")
-                            for r in shown], title=title)  # fmt: skip
+    fig.update_layout(title=title, yaxis_title="USD at the time", height=340, margin={"l": 10, "r": 10, "t": 56, "b": 10})
+    static = svg.bar_chart([(str(r["key"]), float(r["total_usd"]), _bar_label(r)) for r in shown], title=title)
     return Chart(fig, svg=static, caption="Bar: sum of reported USD; (n): incidents, including those without an amount.")
 
 
@@ -199,7 +204,7 @@ def incidents_sections(doc: dict[str, Any]) -> list[Section]:
     contested = doc["contested"]
     summary = (f"{doc['count']} incident(s) match ({describe_filter(doc['filter'])}). Reported losses sum to "
                f"{_usd(doc['total_usd'])} over the {doc['valued_count']} incident(s) with an amount; "
-               f"{len(doc['unvalued'])} incident(s) have no reported amount and are listed apart, not counted as 0. "
+               f"{len(doc['unvalued'])} incident(s) have no reported amount and are listed apart (never counted as $0). "
                f"{contested['count']} incident(s) have contested attribution ({_usd(contested['total_usd'])}); "
                f"without them the sum is {_usd(doc['total_usd_excluding_contested'])}. Victims are in "
                f"{len(doc['countries'])} countries ({', '.join(doc['countries']) or 'none stated'}); "
@@ -226,11 +231,11 @@ def incidents_sections(doc: dict[str, Any]) -> list[Section]:
                            "confidence, country and chain filters). The explanation is computed from the records."))  # fmt: skip
         s.append(Table(["figure", "publisher", "period", "published", "registry", "difference"],
                        [[p["figure"], f"{p['publisher']}, {p['document']}",
-                         f"{p['since'] or '...'} to {p['until'] or '...'}",
+                         f"{p['since'] or '...'} to {p['until'] or '...'}" if p["since"] or p["until"] else "any date",
                          f"{p['qualifier'] + ' ' if p['qualifier'] else ''}${p['value_usd']:,}",
                          f"${p['registry']['total_usd']:,} ({p['registry']['count']} incidents)",
                          _usd(p["difference_usd"])] for p in doc["published"]],
-                       numeric=["published", "registry", "difference"]))  # fmt: skip
+                       numeric=["published", "registry", "difference"], nowrap=("period",)))  # fmt: skip
         for p in doc["published"]:
             s.append(Heading(f"{p['publisher']}: {p['figure']}", level=3))
             reg = p["registry"]
