@@ -17,13 +17,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from chainsleuth.demo import load_dataset, run_heist_demo, write_heist_report
+from chainsleuth.demo import load_dataset, run_heist_demo, stolen_usd, write_heist_report
 from chainsleuth.errors import ConfigError
 from chainsleuth.flows.conversions import ensure_schema as ensure_flows_schema
 from chainsleuth.lab.dataset import export_dataset
@@ -144,7 +145,8 @@ def build_dataset(root: Path) -> Path:
                  ("lab_btc", "miner", "fee", None, _b(3), "BTC", 10_000),
                  ("lab_eth", "", "unspent", S2, _h(3), "ETH", 1 * ETH),
                  ("lab_btc", "", "unspent", P2, _b(3), "BTC", 3_990_000)])  # fmt: skip
-        _insert(led, "lab", "meta", {"key": "VARCHAR", "value": "VARCHAR"}, [("stolen", '{"ETH": "10000000000000000000"}')])
+        _insert(led, "lab", "meta", {"key": "VARCHAR", "value": "VARCHAR"},
+                [("stolen", '{"ETH": "10000000000000000000"}'), ("start_time", "1700000000")])
         export_dataset(led, out)
     return out
 
@@ -225,3 +227,15 @@ def test_demo_cli_writes_the_report(dataset: Path, tmp_path: Path) -> None:
     assert "57.14%" in proc.stdout  # 4 of 7 ETH at the true exchange deposits
     assert report.is_file() and report.stat().st_size > 100_000  # plotly.js inlined
     assert "4.000000000000000000 ETH" in proc.stdout
+
+
+def test_stolen_usd_on_the_theft_day(dataset: Path, shared_data: Path, tmp_path: Path) -> None:
+    if not (shared_data / "prices_eth_coingecko").is_dir():
+        pytest.skip("prices_eth_coingecko not in the shared data")
+    with Ledger(tmp_path / "d.duckdb") as led:
+        load_dataset(led, dataset)
+        got = stolen_usd(led, shared_data, {"ETH": 10 * ETH, "0x" + "e" * 40: 5}, {"ETH": 18})
+    # start_time 1,700,000,000 = 2023-11-14 22:13 UTC; eth-usd-max.csv line 3022:
+    # "2023-11-14 00:00:00 UTC,2060.532856,..." -> 10 ETH = 20,605.32856 USD; the unknown token has no price
+    assert list(got) == ["ETH"]
+    assert got["ETH"].usd == Decimal("20605.32856") and got["ETH"].price_day.isoformat() == "2023-11-14"

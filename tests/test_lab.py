@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -200,3 +201,15 @@ def test_cli_bad_scale_is_one_line_exit_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["lab", "--scale", "enormous", "--out", str(tmp_path)])
     assert result.exit_code != 0
     assert isinstance(result.exception, ConfigError) and "unknown preset" in str(result.exception)
+
+
+@pytest.mark.node
+def test_lab_on_given_nodes(anvil_fresh: Any, fresh_bitcoind: Any, tmp_path: Path) -> None:
+    """--anvil-rpc/--bitcoin-rpc: the lab plays on running nodes (automine on, wall-clock time)."""
+    res = run_lab(LabParams(seed=1, scale="tiny", out=tmp_path, anvil_rpc=anvil_fresh.rpc_url,
+                            bitcoin_rpc=fresh_bitcoind.rpc_url))
+    assert res.bridge_matched == SCALES["tiny"].bridge_locks and res.bridge_unmatched == 0
+    assert all(r["difference"] == 0 for r in res.conservation)
+    with Ledger(res.ledger, read_only=True) as led:
+        (n,) = led.con.execute("SELECT count(*) FROM lab.endpoints WHERE kind = 'exchange'").fetchone() or (0,)
+        assert n > 0

@@ -202,6 +202,7 @@ class HeistSummary:
     symbols: dict[str, str] = field(default_factory=dict)  # token contract -> symbol
     decimals: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    usd: dict[str, Any] = field(default_factory=dict)  # asset -> chainsleuth.prices.UsdValue at the theft day
 
 
 def stolen_totals(ledger: Ledger) -> dict[str, int]:
@@ -296,7 +297,37 @@ def run_heist_demo(
     s = investigate(ledger, chains, model=model, progress=progress)
     s.loaded, s.real_tags = loaded, real_tags
     s.seconds["load"] = load_s
+    if data is not None:
+        s.usd = stolen_usd(ledger, data, s.stolen, s.decimals, progress)
     return s
+
+
+def stolen_usd(ledger: Ledger, data: Path, stolen: dict[str, int], decimals: dict[str, int],
+               progress: Progress | None = None) -> dict[str, Any]:  # fmt: skip
+    """USD of the stolen amounts on the theft day (``chainsleuth.prices``: daily BTC/ETH
+    closes from the shared data, tokens from DEX swaps); assets without a price are left out."""
+    from datetime import UTC, datetime
+
+    from .prices import DEFAULT_FILES, import_prices, usd_value
+    from .tags.store import table_exists
+
+    files = [data / f for f in DEFAULT_FILES if (data / f).is_file()]
+    if not files or not table_exists(ledger, "lab", "meta"):
+        return {}
+    for f in files:
+        (progress or NullProgress()).message(f"prices: {f.name}")
+        import_prices(ledger, f)
+    row = ledger.con.execute("SELECT value FROM lab.meta WHERE key = 'start_time'").fetchone()
+    if not row or not str(row[0]).isdigit():
+        return {}
+    at = datetime.fromtimestamp(int(row[0]), tz=UTC)
+    out: dict[str, Any] = {}
+    for asset, value in stolen.items():
+        key = asset.lower() if asset.startswith("0x") else asset
+        v = usd_value(ledger, asset, value, decimals.get(key), at)
+        if v.usd is not None:
+            out[asset] = v
+    return out
 
 
 def heist_seeds(ledger: Ledger) -> dict[str, list[str]]:
@@ -394,7 +425,9 @@ def write_heist_report(summary: HeistSummary, path: Path) -> Path:
 
     sections: list[Any] = [Heading("Summary")]
     sections.append(Bullets([
-        *(f"stolen (ground truth): {amt(v, a)}" for a, v in s.stolen.items()),
+        *(f"stolen (ground truth): {amt(v, a)}"
+          + (f" = {s.usd[a].usd:,.2f} USD ({s.usd[a].source}, {s.usd[a].price_day})" if a in s.usd else "")
+          for a, v in s.stolen.items()),
         *(f"traced seed value: {amt(v, a)}" for a, v in s.seed_value.items()),
         f"seed addresses: {', '.join(f'{len(v)} on {c}' for c, v in s.seeds.items())}",
         f"taint model: {s.model}; trace stops at {', '.join(DEMO_STOPS)}",
@@ -416,18 +449,29 @@ def write_heist_report(summary: HeistSummary, path: Path) -> Path:
                        caption="Exact amounts in the node and link labels; widths are drawn from them."),
                  Heading("Timeline"), Chart(trace_timeline(s.results, decimals=dec, symbols=sym))]  # fmt: skip
     evidence: dict[tuple[str, str], list[str]] = {}
+    senders: dict[tuple[str, str], list[str]] = {}
     for res in s.results:
         for e in res.edges:
-            evidence.setdefault((str(e.get("chain", res.chain)), str(e.get("to"))), []).append(str(e.get("transaction_hash")))
+            key = (str(e.get("chain", res.chain)), str(e.get("to")))
+            evidence.setdefault(key, []).append(str(e.get("transaction_hash")))
+            senders.setdefault(key, []).append(str(e.get("from")))
+
+    def some(items: list[str], n: int = 5) -> str:
+        uniq = sorted(set(items))
+        return " ".join(uniq[:n]) + (f" (+{len(uniq) - n} more)" if len(uniq) > n else "")
+
     end_rows = []
     for e in [*s.services, *s.mixer]:
-        txs = evidence.get((e["chain"], e["address"]), [])
+        key = (e["chain"], e["address"])
         end_rows.append([e["chain"], e["address"], ", ".join(e.get("labels") or []), e.get("category") or "",
                          amt(int(e["value"]), str(e["asset"])), str(e["first_time"]), str(e["last_time"]),
-                         " ".join(sorted(set(txs))[:5]) + (f" (+{len(set(txs)) - 5})" if len(set(txs)) > 5 else "")])  # fmt: skip
+                         some(senders.get(key, [])), some(evidence.get(key, []))])  # fmt: skip
     sections += [Heading("Endpoints and evidence"),
-                 Table(["chain", "address", "tags", "category", "traced value", "first", "last", "transactions"],
-                       end_rows, numeric=["traced value"])]  # fmt: skip
+                 Paragraph("Each endpoint with the tags that make it a stop, the exact traced value, and the "
+                           "tainted transfers that delivered it: from which addresses (for an exchange hot wallet, "
+                           "the customer deposit addresses that swept to it) and in which transactions."),
+                 Table(["chain", "address", "tags", "category", "traced value", "first", "last", "received from",
+                        "transactions"], end_rows, numeric=["traced value"])]  # fmt: skip
     held = sorted(s.holdings, key=lambda h: -int(h["value"]))[:25]
     sections += [Heading("Unspent (holdings, largest 25)"),
                  Table(["chain", "address", "value"], [[h["chain"], h["address"], amt(int(h["value"]), str(h["asset"]))]

@@ -47,13 +47,16 @@ def demo(
         return amount_text(v, a, s.symbols, s.decimals)
 
     t = Table(title=f"stolen and traced ({s.model})")
-    for c in ("asset", "stolen (ground truth)", "traced from the seeds"):
+    for c in ("asset", "stolen (ground truth)", "USD on the theft day", "traced from the seeds"):
         t.add_column(c, justify="left" if c == "asset" else "right")
     for a in sorted({*s.stolen, *s.seed_value}):
-        t.add_row(s.symbols.get(a.lower(), a), amt(s.stolen[a], a) if a in s.stolen else "",
+        u = s.usd.get(a)
+        usd = f"{u.usd:,.2f} ({u.source}, {u.price_day})" if u is not None else "no price"
+        t.add_row(s.symbols.get(a.lower(), a), amt(s.stolen[a], a) if a in s.stolen else "", usd,
                   amt(s.seed_value[a], a) if a in s.seed_value else "")  # fmt: skip
     console.print(t)
-    for title, rows in (("reached exchanges / OTC / other services", s.services), ("sits in the mixer", s.mixer)):
+    for title, rows in (("reached exchanges / OTC / other services", s.services),
+                        ("went into the mixer (the trace stops there: its withdrawals are unlinkable)", s.mixer)):
         t = Table(title=title)
         for c in ("chain", "address", "tags", "category", "value"):
             t.add_column(c, justify="right" if c == "value" else "left")

@@ -153,13 +153,13 @@ class Wallets:
         return txid
 
     def pay(self, wallet: str, outputs: Sequence[tuple[str, int]], op_return: bytes | None = None,
-            change: str | None = None, from_addresses: Sequence[str] | None = None,
+            change: str | None = None, from_addresses: Sequence[str] | None = None, minconf: int = 0,
             ) -> tuple[str, list[Utxo], int]:
         """Pay ``outputs`` from the wallet's coins (or only those of ``from_addresses``) with
         change (to ``change``, default a fresh change address); returns (txid, inputs, fee)."""
         need = sum(v for _, v in outputs)
         chosen: list[Utxo] = []
-        for u in self.utxos(wallet, from_addresses):
+        for u in self.utxos(wallet, from_addresses, minconf):
             chosen.append(u)
             fee = self.fee(len(chosen), len(outputs) + 1, op_return is not None)
             if sum(c.value for c in chosen) >= need + fee + 1000:

@@ -133,20 +133,22 @@ def _tag_rows(sc: Scenario) -> TagColumns:
     return tags
 
 
-def _prepare_ledger(path: Path) -> None:
-    """The lab owns its ledger file: a previous lab ledger is replaced, anything else refused."""
+def _remove(path: Path) -> None:
+    for p in (path, path.with_name(path.name + ".wal")):
+        if p.exists():
+            p.unlink()
+
+
+def _check_replaceable(path: Path) -> None:
+    """The lab owns its ledger file: a previous lab ledger may be replaced, anything else not."""
     if not path.exists():
         return
-    with Ledger(path) as ledger:
+    with Ledger(path, read_only=True) as ledger:
         row = ledger.con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'lab'").fetchone()
         names = {c["name"] for c in ledger.chains()}
     if not (row and row[0]) and names:
         raise ConfigError(f"{path} is a ledger that the lab did not write; choose another --out")
-    path.unlink()
-    wal = path.with_name(path.name + ".wal")
-    if wal.exists():
-        wal.unlink()
 
 
 def run_lab(params: LabParams, progress: Progress | None = None) -> LabResult:
@@ -157,7 +159,10 @@ def run_lab(params: LabParams, progress: Progress | None = None) -> LabResult:
     out = Path(params.out)
     out.mkdir(parents=True, exist_ok=True)
     ledger_path = out / "lab.duckdb"
-    _prepare_ledger(ledger_path)
+    _check_replaceable(ledger_path)
+    # built aside and moved into place at the end: a failed run leaves the previous ledger
+    partial = out / "lab.duckdb.partial"
+    _remove(partial)
     result = LabResult(params, scale, ledger_path, ETH_CHAIN, BTC_CHAIN)
     t0 = time.monotonic()
     compiled = compile_lab_contracts()
@@ -184,6 +189,8 @@ def run_lab(params: LabParams, progress: Progress | None = None) -> LabResult:
         if params.anvil_rpc is not None:  # a used node: start after its last block
             latest = anvil.rpc("eth_getBlockByNumber", "latest", False)
             start = max(start, int(latest["timestamp"], 16) + 60)
+        if params.bitcoin_rpc is not None:
+            start = max(start, int(btc.call("getblockchaininfo")["mediantime"]) + 3_600)
         sc = Scenario(params.seed, scale, delays, anvil, Wallets(btc), compiled, ETH_CHAIN, BTC_CHAIN, start,
                       progress)
         progress.start("lab: playing the heist", None)
@@ -195,7 +202,7 @@ def run_lab(params: LabParams, progress: Progress | None = None) -> LabResult:
         result.btc_blocks, result.btc_transactions = sc.btc_blocks, sc.btc_txs
 
         t1 = time.monotonic()
-        with Ledger(ledger_path) as ledger:
+        with Ledger(partial) as ledger:
             progress.message("lab: ingesting both chains with chainsleuth's ingesters")
             ingest_ethereum_rpc(ledger, anvil_url, chain=ETH_CHAIN, traces="parity", progress=progress)
             ingest_bitcoin_rpc(ledger, btc_url, chain=BTC_CHAIN, progress=progress)
@@ -240,5 +247,7 @@ def run_lab(params: LabParams, progress: Progress | None = None) -> LabResult:
                 result.exported = Path(params.export_demo)
                 result.export_bytes = sum(p.stat().st_size for p in result.exported.rglob("*") if p.is_file())
                 result.seconds["export"] = time.monotonic() - t3
+    _remove(ledger_path)
+    partial.replace(ledger_path)
     result.seconds["total"] = time.monotonic() - t0
     return result

@@ -191,6 +191,7 @@ class Scenario:
         self.notes: list[Note] = []
         self.notes_made = 0
         self.queued_out: dict[tuple[str, str], int] = defaultdict(int)
+        self.block_prices: dict[str, int] = {}
         self.eth_blocks = 0
         self.btc_blocks = 0
         self.eth_txs = 0
@@ -213,8 +214,14 @@ class Scenario:
         self.thief_set.add(a)
         return a
 
-    def gas_price(self) -> int:
-        return self.rng.randrange(15, 40) * 10**8  # 1.5 .. 4 gwei, legacy pricing (exact fees)
+    def gas_price(self, sender: str) -> int:
+        """1.5 .. 4 gwei, legacy pricing (exact fees). A sender's prices never rise within a
+        block: a node ordering by fee (anvil's default) drops a later nonce that outbids
+        an earlier one."""
+        gp = self.rng.randrange(15, 40) * 10**8
+        gp = min(gp, self.block_prices.get(sender, gp))
+        self.block_prices[sender] = gp
+        return gp
 
     # -- EVM transactions -------------------------------------------------------------------
     def send(self, sender: str, to: str | None, value: int = 0, data: str = "0x", gas: int = 21_000,
@@ -223,7 +230,7 @@ class Scenario:
         if sender not in self.nonces:
             self.nonces[sender] = int(self.anvil.rpc("eth_getTransactionCount", sender, "latest"), 16)
         tx: dict[str, Any] = {"from": sender, "value": hex(value), "data": data, "gas": hex(gas),
-                              "gasPrice": hex(self.gas_price()), "nonce": hex(self.nonces[sender])}
+                              "gasPrice": hex(self.gas_price(sender)), "nonce": hex(self.nonces[sender])}
         if to is not None:
             tx["to"] = to
         tx_hash = str(self.anvil.rpc("eth_sendTransaction", tx))
@@ -239,6 +246,7 @@ class Scenario:
         self.anvil.rpc("evm_mine")
         pending, self.pending = self.pending, []
         self.queued_out.clear()
+        self.block_prices.clear()
         receipts = self.anvil.batch([("eth_getTransactionReceipt", (p.tx,)) for p in pending])
         gas_prices = self.anvil.batch([("eth_getTransactionByHash", (p.tx,)) for p in pending])
         for p, r, t in zip(pending, receipts, gas_prices, strict=True):
@@ -288,6 +296,7 @@ class Scenario:
         self.progress.message("setup: contracts, liquidity, services and users")
         self.treasury = self.eth_address("treasury")
         self.anvil.rpc("anvil_autoImpersonateAccount", True)
+        self.anvil.rpc("evm_setAutomine", False)  # blocks are mined by the lab, at its clock
         self.anvil.rpc("anvil_setBalance", self.treasury, hex(10_000_000 * WEI))
         self.usdt = self.deploy("LabToken", encode(["string", "string", "uint8"], ["Tether USD (lab)", "USDT", 6]).hex())
         self.usdc = self.deploy("LabToken", encode(["string", "string", "uint8"], ["USD Coin (lab)", "USDC", 6]).hex())
@@ -447,7 +456,7 @@ class Scenario:
                 if (denom <= 10 or rng.random() < 0.5) and self.can_spend(u, denom * WEI):
                     self.mixer_deposit(u, denom, thief=False)
             elif kind == "unmix":
-                waiting = [n for n in self.notes if not n.thief]
+                waiting = [n for n in self.notes if not n.thief and n.deposit_tx]  # deposit mined
                 if waiting:
                     note = waiting[0]
                     self.mixer_withdraw(note, self.fresh("user-fresh"))
@@ -467,18 +476,20 @@ class Scenario:
             self.mine_eth(spacing + self.rng.randrange(0, 3) * step if spacing > 3 * step else spacing)
 
     def btc_background(self, kind: str) -> None:
+        """One ordinary Bitcoin payment. Background spends confirmed coins only, so that
+        unconfirmed chains stay short (Core/Knots refuse more than 25 ancestors)."""
         rng = self.rng
         i, j = rng.sample(range(len(self.btc_users)), 2)
         amount = rng.randrange(1, 200) * 10**6
         if kind == "btcwd":
             x = rng.choice(self.exchanges)
-            if sum(u.value for u in self.w.utxos(x, [self.btc_hot[x]])) < amount + 10**6:
+            if sum(u.value for u in self.w.utxos(x, [self.btc_hot[x]], 1)) < amount + 10**6:
                 return
             txid, _, _ = self.w.pay(x, [(self.w.new_address(f"user{j}"), amount)],
-                                    change=self.btc_hot[x], from_addresses=[self.btc_hot[x]])
+                                    change=self.btc_hot[x], from_addresses=[self.btc_hot[x]], minconf=1)
             self.btc_step(txid, "background")
             return
-        if sum(u.value for u in self.w.utxos(f"user{i}")) < amount + 10**6:
+        if sum(u.value for u in self.w.utxos(f"user{i}", None, 1)) < amount + 10**6:
             return
         if kind == "btcpay":
             to = self.w.new_address(f"user{j}")
@@ -486,7 +497,7 @@ class Scenario:
             x = rng.choice(self.exchanges)
             to = self.w.new_address(x)
             self.books.service(self.btc_chain, x, "exchange", "deposit", to)
-        txid, _, _ = self.w.pay(f"user{i}", [(to, amount)])
+        txid, _, _ = self.w.pay(f"user{i}", [(to, amount)], minconf=1)
         self.btc_step(txid, "background")
 
     def sweeps(self) -> None:
@@ -494,11 +505,11 @@ class Scenario:
         addrs = list(self.deposits.items())
         balances = self.anvil.balances([a for _, a in addrs])
         for ((x, _), dep), bal in zip(addrs, balances, strict=True):
-            gp = self.gas_price()
+            gp = self.gas_price(dep)
             if bal > 21_000 * gp:
                 self.send_exact(dep, self.hot[x], bal - 21_000 * gp, gp)
         for x in self.exchanges:
-            coins = [u for u in self.w.utxos(x) if u.address != self.btc_hot[x]]
+            coins = [u for u in self.w.utxos(x, None, 1) if u.address != self.btc_hot[x]]
             if coins:
                 coins.sort(key=lambda u: (u.txid, u.vout))
                 fee = self.w.fee(len(coins), 1)
@@ -661,7 +672,7 @@ class Scenario:
         locks: list[tuple[str, str, int, str]] = []  # (locker, btc address, value, tx)
         for a in lockers:
             btc_addr = self.w.new_address("thief")
-            gp = self.gas_price()
+            gp = self.gas_price(a)
             value = b.held[(a, ETH)] - 120_000 * gp
 
             def locked(r: dict[str, Any], a: str = a, btc_addr: str = btc_addr, value: int = value) -> None:
@@ -806,7 +817,7 @@ class Scenario:
     def _spread_eth(self, a: str, targets: list[str], step: str) -> None:
         """All of ``a``'s ETH to ``targets`` in uneven shares, gas included: ``a`` ends at 0."""
         b = self.books
-        gps = [self.gas_price() for _ in targets]
+        gps = [self.gas_price(a) for _ in targets]
         budget = b.held[(a, ETH)] - sum(21_000 * g for g in gps)
         for z, part, gp in zip(targets, self._shares(budget, len(targets)), gps, strict=True):
 
@@ -821,7 +832,7 @@ class Scenario:
 
     def _deposit_all(self, a: str, to: str, service: str, kind: str) -> None:
         b = self.books
-        gp = self.gas_price()
+        gp = self.gas_price(a)
         value = b.held[(a, ETH)] - 21_000 * gp
 
         def deposited(r: dict[str, Any]) -> None:
