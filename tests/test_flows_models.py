@@ -303,9 +303,9 @@ def test_account_models_by_hand(tmp_path: Path) -> None:
     r = trace(led, "eth", ["0xthief"], model="poison")
     assert _by(r.endpoints) == {"0xex": 200} and r.fees == {"ETH": 8}
     assert _by(r.holdings) == {"0xmule": 192}  # other sent its 92 back
-    # backward on account chains is not implemented yet: refused, not answered wrongly
-    with pytest.raises(ChainsleuthError, match="backward"):
-        trace(led, "eth", ["0xex"], backward=True)
+    # backward (tests/test_flows_backward_account.py): the exchange's 200 = 150 clean + 50 via the thief
+    r = trace(led, "eth", ["0xex"], backward=True)
+    assert _by(r.holdings) == {"0xclean": 150, "0xfund": 50}
     with pytest.raises(ChainsleuthError, match="does not occur"):
         trace(led, "eth", ["0xnobody"])
     with pytest.raises(ChainsleuthError, match="account chain"):

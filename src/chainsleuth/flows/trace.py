@@ -15,6 +15,7 @@ upper bound).
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -145,7 +146,11 @@ def _stop_addresses(ledger: Ledger, chain: str, currency: str, categories: Seque
 
     if not categories:
         return set()
-    ensure_schema(ledger)
+    if ledger.read_only:  # nothing can be created; no tag table means no stops
+        if not table_exists(ledger, "tags", "tags"):
+            return set()
+    else:
+        ensure_schema(ledger)
     cur = currency.upper()
     currencies = ("ETH", "USDT", "USDC", "DAI", "WETH") if cur == "ETH" else (cur,)
     ph_c = ",".join("?" * len(categories))
@@ -214,8 +219,11 @@ def trace(
 ) -> TraceResult:
     """Trace ``seeds`` (addresses, transaction hashes, ``txid:n`` outputs) on ``chain``.
 
-    Forward: where did the seeds' value go. Backward: where did it come from
-    (the same model run on the time-reversed graph). Limits: ``hops`` (address
+    Forward: where did the seeds' value go. Backward: where did the value the seeds
+    received (or the seed transactions moved) come from: on UTXO chains the same rule
+    on the reversed pools, on account chains a balance-level walk back in time
+    (:mod:`.backward`); origins (coinbase, mints, balances from before the ledger)
+    are the holdings. Limits: ``hops`` (address
     hops from a seed), ``since``/``until`` (block time window, inclusive),
     ``min_value`` (a share below it is not followed), ``max_fanout`` (a
     transaction with more outputs, or an account with more distinct recipients,
@@ -243,6 +251,8 @@ def trace(
     if chain not in chains:
         raise ConfigError(f"unknown chain {chain!r}; the ledger has: {', '.join(sorted(chains)) or 'none'}")
     family = ledger.family(chain)
+    if family != "bitcoin":
+        _warm_kernels()  # as early as possible: it overlaps the DuckDB queries below
     currency = str(chains[chain]["native_asset"])
     addresses, txids, outputs = _parse_seeds(seeds)
     seed_list = [*addresses, *txids, *(f"{t}:{n}" for t, n in outputs)]
@@ -255,11 +265,7 @@ def trace(
     else:
         if outputs:
             raise SeedError(f"{chain} is an account chain: outputs like {outputs[0][0]}:{outputs[0][1]} do not exist")
-        if backward:
-            # Reversing time does not give balance-level attribution on accounts (an
-            # outflow must be split over the balance *at its time*); not built yet.
-            raise ConfigError(f"{chain} is an account chain: backward tracing is implemented for UTXO chains only")
-        res = _trace_account(ctx, addresses, txids)
+        res = (_trace_account_backward if backward else _trace_account)(ctx, addresses, txids)
     res.seeds = seed_list
     _annotate_endpoints(ctx, res)
     return res
@@ -472,10 +478,13 @@ def _trace_utxo(ctx: _Ctx, addresses: list[str], txids: list[str], outputs: list
             _add_endpoint(endpoints, str(a_dst), asset, v, int(ts_rows[r0]))
     for a_stop, v, r in direct:
         _add_endpoint(endpoints, a_stop, asset, v, int(ts_rows[r]))
-    holdings: dict[str, int] = {}
+    holdings: dict[tuple[str, str], int] = {}
     for c in np.nonzero((taint != 0) & (stop == 0) & ~is_fee_coin)[0]:
         key = str(coin_addr[c]) if coin_addr[c] is not None else "(burnt)"
-        holdings[key] = holdings.get(key, 0) + int(taint[c])
+        # backward, taint stays on a created coin only when its transaction has no inputs
+        # (coinbase), and on an input coin when it was created before the window
+        origin = "" if not ctx.backward else "mint" if c < n_out else "before"
+        holdings[key, origin] = holdings.get((key, origin), 0) + int(taint[c])
     lefts = {propagate.LIMITS[i]: {asset: int(left[i])} for i in range(4) if left[i]}
     if conv_left:  # bridged value whose payout coin is not in the window
         lefts["bridge"] = {asset: conv_left}
@@ -483,7 +492,8 @@ def _trace_utxo(ctx: _Ctx, addresses: list[str], txids: list[str], outputs: list
         chain=ctx.chain, model=ctx.model, backward=ctx.backward, seeds=[],
         seed_value={asset: seed_total} if seed_total or not coin_seeds else {}, edges=edges,
         endpoints=list(endpoints.values()),
-        holdings=[{"address": a, "asset": asset, "value": v} for a, v in sorted(holdings.items())],
+        holdings=[{"address": a, "asset": asset, "value": v, **({"origin": o} if o else {})}
+                  for (a, o), v in sorted(holdings.items())],
         fees={asset: fees} if fees else {}, left=lefts,
         converted_in={asset: conv_in} if conv_in else {},
     )  # fmt: skip
@@ -516,66 +526,95 @@ def _add_endpoint(endpoints: dict[str, dict[str, Any]], address: str, asset: str
 
 
 # -- account chains ---------------------------------------------------------------------------
-def _trace_account(ctx: _Ctx, addresses: list[str], txids: list[str]) -> TraceResult:
+def _account_seeds(ctx: _Ctx, legs: dict[str, Any], addresses: list[str], txids: list[str]
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Seed and stop address ids among the loaded legs, and the legs of the seed transactions."""
     con = ctx.ledger.con
-    legs = _load_account(ctx)
-    # seeds among the loaded addresses need no scan of the chain; the rest are checked
-    lowered = [a.lower() for a in addresses]
-    _temp_list(ctx.ledger, "_cs_q", "address", "VARCHAR", lowered)
-    known = {r[0] for r in con.execute("SELECT address FROM _cs_addr JOIN _cs_q USING (address)").fetchall()}
-    rest, more_tx = _check_known(ctx, [a for a, low in zip(addresses, lowered, strict=True) if low not in known], txids)
-    addresses = sorted(known) + rest
-    txids = [t if t.startswith("0x") else "0x" + t for t in more_tx]
-    names, n_states = dict(legs["names"]), legs["n_states"]
 
-    def ids_of(addrs: Iterable[str]) -> np.ndarray:
+    def lookup(addrs: Iterable[str]) -> dict[str, int]:
+        """Ids of the addresses among the loaded ones. A short list is an IN filter, which
+        DuckDB prunes by the zone maps of the (sorted) index table; a long one a join."""
         lst = sorted(set(addrs))
         if not lst:
-            return np.zeros(0, dtype=np.int64)
-        _temp_list(ctx.ledger, "_cs_q", "address", "VARCHAR", lst)
-        got = con.execute("SELECT id FROM _cs_addr JOIN _cs_q USING (address)").fetchall()
-        return np.array([g[0] for g in got], dtype=np.int64)
+            return {}
+        if len(lst) <= 256:
+            rows = con.execute(f"SELECT address, id FROM _cs_addr WHERE address IN ({','.join('?' * len(lst))})", lst)
+        else:
+            _temp_list(ctx.ledger, "_cs_q", "address", "VARCHAR", lst)
+            rows = con.execute("SELECT address, id FROM _cs_addr JOIN _cs_q USING (address)")
+        return {str(a): int(i) for a, i in rows.fetchall()}
 
-    seed_ids = ids_of(addresses)
-    stop_ids = ids_of(ctx.stops) if ctx.stops else np.zeros(0, dtype=np.int64)
-    n_orig = legs["src"].shape[0]
-    seed_tx_orig = np.zeros(n_orig, dtype=bool)
+    # seeds among the loaded addresses need no scan of the chain; the rest are checked
+    lowered = [a.lower() for a in addresses]
+    known = lookup(lowered)
+    rest, more_tx = _check_known(ctx, [a for a, low in zip(addresses, lowered, strict=True) if low not in known], txids)
+    txids = [t if t.startswith("0x") else "0x" + t for t in more_tx]
+    found = {**known, **lookup(rest)}
+    seed_ids = np.array(sorted(found.values()), dtype=np.int64)
+    stop_ids = np.array(sorted(lookup(ctx.stops).values()), dtype=np.int64)
+    seed_tx = np.zeros(legs["src"].shape[0], dtype=bool)
     if txids:
         ph = ",".join("?" * len(txids))
         rns = con.execute(f"SELECT rn - 1 FROM _cs_acct WHERE transaction_hash IN ({ph})", txids).fetchall()
-        seed_tx_orig[[r[0] for r in rns]] = True
+        seed_tx[[r[0] for r in rns]] = True
+    return seed_ids, stop_ids, seed_tx
+
+
+def _member(ids: np.ndarray, n_states: int, states: np.ndarray) -> np.ndarray:
+    """Which ``states`` (address ids, -1 for none) are in ``ids``: one gather from a lookup
+    table instead of ``np.isin``'s sort of the whole column."""
+    lut = np.zeros(n_states + 1, dtype=np.bool_)
+    lut[ids] = True
+    return lut[states]  # -1 reads the spare last slot, False
+
+
+def _trace_account(ctx: _Ctx, addresses: list[str], txids: list[str]) -> TraceResult:
+    legs = _load_account(ctx)
+    seed_ids, stop_ids, seed_tx_orig = _account_seeds(ctx, legs, addresses, txids)
+    names, n_states = dict(legs["names"]), legs["n_states"]
     cv = _account_conversions(ctx, legs, names) if ctx.follow_conversions else None
     if cv is None:
         src, dst, asset_id, is_fee, ts, amount = (legs[k] for k in ("src", "dst", "asset_id", "is_fee", "ts", "amount"))
-        orig = np.arange(n_orig)
+        orig = None  # the legs are the loaded ones: row r is leg r (no 10M-long identity array)
     else:
         src, dst, asset_id, is_fee, ts, amount, orig = (cv[k] for k in ("src", "dst", "asset_id", "is_fee", "ts", "amount", "orig"))  # fmt: skip
     n = src.shape[0]
-    rows = np.arange(n)  # forward only (trace() refuses backward on accounts)
     is_fee_r = is_fee
-    seed_tx_rows = np.zeros(n, dtype=bool)
-    seed_tx_rows[orig >= 0] = seed_tx_orig[orig[orig >= 0]]
-    seed_row = np.isin(dst, seed_ids) | seed_tx_rows
-    stop_row = np.isin(dst, stop_ids)
+
+    def orig_of(r: int) -> int:
+        """The loaded leg of row r (-1: a virtual leg added for a conversion)."""
+        return r if orig is None else int(orig[r])
+
+    if cv is None:
+        seed_tx_rows = seed_tx_orig
+    else:
+        seed_tx_rows = np.zeros(n, dtype=bool)
+        assert orig is not None
+        seed_tx_rows[orig >= 0] = seed_tx_orig[orig[orig >= 0]]
+    seed_row = _member(seed_ids, n_states, dst) | seed_tx_rows
+    stop_row = _member(stop_ids, n_states, dst)
     is_seed_state = np.zeros(n_states, dtype=np.int8)
     is_seed_state[seed_ids] = 1
-    divert = np.zeros(n, dtype=np.int8)
     swaps: list[dict[str, Any]] = cv["swaps"] if cv is not None else []
     bridges: list[dict[str, Any]] = cv["bridges"] if cv is not None else []
+    m = n if swaps or bridges else 1  # the conversion arrays are only read with conversions
+    divert = np.zeros(m, dtype=np.int8)
     for sw in swaps:
         divert[sw["in_row"]] = 1
     for br in bridges:
         divert[br["row"]] = 1
-    inject = np.zeros(n, dtype=amount.dtype)
-    inject_hop = np.full(n, 1 << 30, dtype=np.int64)
-    base_assets = set(np.unique(asset_id[seed_row | (np.isin(src, seed_ids) & ~is_fee_r)]).tolist())
+    inject = np.zeros(m, dtype=amount.dtype)
+    inject_hop = np.full(m, 1 << 30, dtype=np.int64)
+    base_assets = set(np.unique(asset_id[seed_row | (_member(seed_ids, n_states, src) & ~is_fee_r)]).tolist())
     blocked_of: dict[int, np.ndarray] = {}
+    # One asset in all legs (most benchmarks, many chains): views, not copies, of 10M-long arrays.
+    single = n == 0 or int(asset_id.min()) == int(asset_id.max())
 
-    def run_assets() -> dict[int, tuple[np.ndarray, dict[str, np.ndarray]]]:
-        assets = base_assets | set(np.unique(asset_id[inject > 0]).tolist())
-        res: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+    def run_assets() -> dict[int, tuple[Any, dict[str, np.ndarray]]]:
+        assets = base_assets | (set(np.unique(asset_id[inject > 0]).tolist()) if swaps else set())
+        res: dict[int, tuple[Any, dict[str, np.ndarray]]] = {}
         for aid in sorted(assets):
-            sel = np.nonzero(asset_id == aid)[0]
+            sel: Any = slice(None) if single else np.nonzero(asset_id == aid)[0]
             a_src, a_dst = src[sel], dst[sel]
             blocked = blocked_of.get(aid)
             if blocked is None:
@@ -585,10 +624,12 @@ def _trace_account(ctx: _Ctx, addresses: list[str], txids: list[str]) -> TraceRe
                     pairs = np.unique(np.stack([a_src[nf], a_dst[nf]]), axis=1)
                     blocked = np.bincount(pairs[0], minlength=n_states) > ctx.max_fanout
                 blocked_of[aid] = blocked
+            conv = bool(swaps or bridges)
             res[aid] = (sel, propagate.run_account(
                 a_src, a_dst, amount[sel], is_fee_r[sel], seed_row[sel], stop_row[sel],
                 is_seed_state, blocked, n_states, model=ctx.model, max_hops=ctx.hops,
-                min_value=ctx.min_value, inject=inject[sel], inject_hop=inject_hop[sel], divert=divert[sel],
+                min_value=ctx.min_value, inject=inject[sel] if conv else None,
+                inject_hop=inject_hop[sel] if conv else None, divert=divert[sel] if conv else None,
             ))  # fmt: skip
         return res
 
@@ -625,8 +666,8 @@ def _trace_account(ctx: _Ctx, addresses: list[str], txids: list[str]) -> TraceRe
     converted_in: dict[str, int] = {}
     converted_out: dict[str, int] = {}
     edge_rows: list[tuple[int, int, int, int]] = []  # (row, value, src state, dst state)
-    diverted_all = np.zeros(n, dtype=amount.dtype)
-    leg_hop_all = np.full(n, 1 << 30, dtype=np.int64)
+    diverted_all = np.zeros(n if bridges else 0, dtype=amount.dtype)
+    leg_hop_all = np.full(n if bridges else 0, 1 << 30, dtype=np.int64)
     stop_set = set(stop_ids.tolist())
 
     def asset_name(aid: int) -> str:
@@ -646,8 +687,9 @@ def _trace_account(ctx: _Ctx, addresses: list[str], txids: list[str]) -> TraceRe
             converted_out[asset] = int(totals[3])
         if totals[4]:
             converted_in[asset] = int(totals[4])
-        diverted_all[sel] = out["diverted"]
-        leg_hop_all[sel] = out["leg_hop"]
+        if bridges:
+            diverted_all[sel] = out["diverted"]
+            leg_hop_all[sel] = out["leg_hop"]
         lf = out["left"]
         tnt = out["tnt"]
         fan_left = int(sum(int(x) for x in tnt[blocked])) if blocked.any() else 0
@@ -657,11 +699,12 @@ def _trace_account(ctx: _Ctx, addresses: list[str], txids: list[str]) -> TraceRe
                 left.setdefault(propagate.LIMITS[i], {})[asset] = v
         if totals[5]:  # converted taint larger than the output leg (the pool paid less)
             left.setdefault("conversion", {})[asset] = int(totals[5])
-        rec = out["received"] - out["injected"]  # the injected part is drawn as the conversion edge
-        for j in np.nonzero(rec)[0]:
-            if a_dst[j] >= 0 and is_seed_state[a_dst[j]]:
+        nz = np.nonzero(out["received"])[0]
+        rec = out["received"][nz] - out["injected"][nz]  # the injected part is drawn as the conversion edge
+        for j, v in zip(nz.tolist(), rec.tolist(), strict=True):
+            if not v or (a_dst[j] >= 0 and is_seed_state[a_dst[j]]):
                 continue  # value into a seed is seed value, not a flow out of the seeds
-            edge_rows.append((int(rows[sel[j]]), int(rec[j]), int(a_src[j]), int(a_dst[j])))
+            edge_rows.append((j if single else int(sel[j]), int(v), int(a_src[j]), int(a_dst[j])))
         for sid in np.nonzero(tnt)[0]:
             if blocked[sid] or int(sid) in stop_set:
                 continue
@@ -671,16 +714,12 @@ def _trace_account(ctx: _Ctx, addresses: list[str], txids: list[str]) -> TraceRe
     want_ids = ({i for _, _, s, d in edge_rows for i in (s, d) if i >= 0} | {h["_id"] for h in holdings}
                 | {int(x) for r in conv_rows for x in (src[r], dst[r]) if x >= 0})  # fmt: skip
     id_name = _address_names(ctx, want_ids)
-    rn_list = sorted({int(orig[r]) for r, _, _, _ in edge_rows if orig[r] >= 0})
-    tx_of: dict[int, str] = {}
-    if rn_list:
-        _temp_list(ctx.ledger, "_cs_rn", "rn", "BIGINT", [r + 1 for r in rn_list])
-        tx_of = {int(r) - 1: str(h) for r, h in con.execute(
-            "SELECT a.rn, a.transaction_hash FROM _cs_acct a JOIN _cs_rn USING (rn)").fetchall()}  # fmt: skip
+    rn_list = sorted({o for r, _, _, _ in edge_rows if (o := orig_of(r)) >= 0})
+    tx_of = _tx_hashes(ctx, rn_list)
     virtual_tx: dict[int, str] = cv["virtual_tx"] if cv is not None else {}
 
     def tx_at(r: int) -> str | None:
-        o = int(orig[r])
+        o = orig_of(r)
         return tx_of.get(o) if o >= 0 else virtual_tx.get(r)
 
     for r, v, s, d in sorted(edge_rows):
@@ -723,6 +762,69 @@ def _trace_account(ctx: _Ctx, addresses: list[str], txids: list[str]) -> TraceRe
             br["hop"] = int(leg_hop_all[br["row"]])
     _follow_bridges(ctx, res, [br for br in bridges if br.get("value_in")])
     return res
+
+
+def _trace_account_backward(ctx: _Ctx, addresses: list[str], txids: list[str]) -> TraceResult:
+    """Where the value the seeds received (or the seed transactions moved) came from, at
+    balance level, per asset; see :mod:`.backward` for the models."""
+    from .backward import run_account_backward
+
+    legs = _load_account(ctx)
+    seed_ids, stop_ids, seed_tx = _account_seeds(ctx, legs, addresses, txids)
+    names, n_states = dict(legs["names"]), legs["n_states"]
+    src, dst, asset_id, is_fee, ts, amount = (legs[k] for k in ("src", "dst", "asset_id", "is_fee", "ts", "amount"))
+    seed_row = (_member(seed_ids, n_states, dst) | seed_tx) & ~is_fee
+    stop_src = _member(stop_ids, n_states, src)
+    single = src.shape[0] == 0 or int(asset_id.min()) == int(asset_id.max())
+
+    def asset_name(aid: int) -> str:
+        name = names[int(aid)]
+        return ctx.currency if name is None or name == "native" else str(name)
+
+    seed_value: dict[str, int] = {}
+    left: dict[str, dict[str, int]] = {}
+    edge_rows: list[tuple[int, int, int]] = []  # (row, value, hop)
+    end_rows: list[tuple[int, int]] = []  # (row, value): came from the stop sender of the row
+    origins: dict[tuple[int, str, str], int] = {}  # (address id, asset, origin) -> value
+    for aid in sorted(set(np.unique(asset_id[seed_row]).tolist())):
+        sel: Any = slice(None) if single else np.nonzero(asset_id == aid)[0]
+        a_src, a_dst = src[sel], dst[sel]
+        blocked = np.zeros(n_states, dtype=np.bool_)
+        if ctx.max_fanout:  # walking back, the fan-out of an account is its distinct senders
+            nf = ~is_fee[sel] & (a_src >= 0) & (a_dst >= 0)
+            pairs = np.unique(np.stack([a_dst[nf], a_src[nf]]), axis=1)
+            blocked = np.bincount(pairs[0], minlength=n_states) > ctx.max_fanout
+        out = run_account_backward(a_src, a_dst, amount[sel], is_fee[sel], seed_row[sel], stop_src[sel], blocked,
+                                   n_states, model=ctx.model, max_hops=ctx.hops, min_value=ctx.min_value)  # fmt: skip
+        asset = asset_name(aid)
+        seed_value[asset] = int(out["totals"][0])
+        for i in range(4):
+            if out["left"][i]:
+                left.setdefault(propagate.LIMITS[i], {})[asset] = int(out["left"][i])
+        dem, hop_leg = out["dem"], out["hop_leg"]
+        for j in np.nonzero((dem != 0) & (a_src >= 0))[0]:
+            edge_rows.append((int(j) if single else int(sel[j]), int(dem[j]), int(hop_leg[j])))
+        for j in np.nonzero(out["endpoint"])[0]:
+            end_rows.append((int(j) if single else int(sel[j]), int(out["endpoint"][j])))
+        for col, who, origin in (("origin_mint", a_dst, "mint"), ("origin_before", a_src, "before")):
+            for j in np.nonzero(out[col])[0]:
+                key = (int(who[j]), asset, origin)
+                origins[key] = origins.get(key, 0) + int(out[col][j])
+    id_name = _address_names(ctx, {i for r, _, _ in edge_rows for i in (int(src[r]), int(dst[r])) if i >= 0}
+                             | {i for i, _, _ in origins} | {int(src[r]) for r, _ in end_rows})  # fmt: skip
+    tx_of = _tx_hashes(ctx, sorted({r for r, _, _ in edge_rows}))
+    edges = [{"from": id_name.get(int(src[r])), "to": id_name.get(int(dst[r])), "asset": asset_name(int(asset_id[r])),
+              "value": v, "transaction_hash": tx_of.get(r), "block_timestamp": _dt(int(ts[r])), "hop": h,
+              "kind": "transfer"} for r, v, h in sorted(edge_rows)]  # fmt: skip
+    endpoints: dict[str, dict[str, Any]] = {}
+    for r, v in sorted(end_rows):
+        _add_endpoint(endpoints, id_name[int(src[r])], asset_name(int(asset_id[r])), v, int(ts[r]))
+    holdings = [{"address": id_name.get(i), "asset": a, "value": v, "origin": o}
+                for (i, a, o), v in origins.items()]  # fmt: skip
+    holdings.sort(key=lambda h: (h["asset"], h["address"] or "", h["origin"]))
+    return TraceResult(chain=ctx.chain, model=ctx.model, backward=True, seeds=[], seed_value=seed_value,
+                       edges=edges, endpoints=list(endpoints.values()), holdings=holdings, fees={},
+                       left=left)  # fmt: skip
 
 
 def _account_conversions(ctx: _Ctx, legs: dict[str, Any], names: dict[int, Any]) -> dict[str, Any] | None:
@@ -896,61 +998,144 @@ def _follow_bridges(ctx: _Ctx, res: TraceResult, bridges: list[dict[str, Any]]) 
                 res.left.setdefault(lim, {})[a] = res.left.get(lim, {}).get(a, 0) + v
 
 
+_WARMING: list[threading.Thread] = []
+
+
+def _warm_up_kernels() -> None:
+    one = np.zeros(1, dtype=np.int64)
+    flag = np.zeros(1, dtype=np.bool_)
+    try:  # the same argument types as the real calls, so the same compiled signature
+        propagate.run_account(one, one, one + 1, flag, flag, flag, one.astype(np.int8), flag, 1,
+                              model="haircut", max_hops=1, min_value=0)  # fmt: skip
+        from .backward import run_account_backward
+
+        run_account_backward(one, one, one + 1, flag, flag, flag, flag, 1, model="haircut", max_hops=1, min_value=0)
+    except Exception:  # a real call raises the same error, where it can be reported
+        pass
+
+
+def _warm_kernels() -> None:
+    """Load the compiled int64 account kernels in a thread, once per process.
+
+    Loading them from Numba's disk cache costs ~0.3-0.5 s (mostly Numba's own imports),
+    about as long as DuckDB takes to read 10M legs; DuckDB releases the GIL while it
+    reads, so the two overlap instead of adding up.
+    """
+    if not _WARMING:
+        t = threading.Thread(target=_warm_up_kernels, name="chainsleuth-warm-kernels", daemon=True)
+        t.start()
+        _WARMING.append(t)
+
+
 # Loaded legs per (connection, chain, window, tip): repeated traces in one session skip
 # the load. The temp tables they index live on the same connection.
 _LEGS: dict[tuple[Any, ...], dict[str, Any]] = {}
 
 
 def _load_account(ctx: _Ctx) -> dict[str, Any]:
-    """The window's legs as arrays (one materialising query, then column fetches)."""
+    """The window's legs as arrays, and the session views ``_cs_acct`` (legs, ``rn`` =
+    1-based position in the arrays) and ``_cs_addr`` (address ids) for name lookups.
+
+    From the chain's trace index (:mod:`.trace_index`; built here when missing or stale
+    and the ledger is writable): its memory-mapped arrays, or a scan of its narrow integer
+    columns (which writes the arrays for the next session). Without one (a read-only
+    ledger), the window's legs are encoded into temporary tables (slow).
+    """
+    from . import trace_index as ti
+
     con = ctx.ledger.con
-    q = f'"{ctx.chain}"'
     key = (id(con), ctx.chain, ctx.since, ctx.until, ctx.ledger.tip(ctx.chain))
     hit = _LEGS.get(key)
     if hit is not None and hit["con"] is con:  # holding the connection keeps its id unique
         return hit
-    _LEGS.clear()  # one entry: the temp tables are replaced below
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _cs_addr AS
-        WITH t AS (SELECT from_address, to_address FROM {q}.transfers WHERE {_window(ctx.since, ctx.until)})
-        SELECT address, (row_number() OVER ()) - 1 AS id FROM
-            (SELECT DISTINCT from_address AS address FROM t UNION SELECT DISTINCT to_address FROM t)
-        WHERE address IS NOT NULL""")  # fmt: skip
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _cs_acct AS
-        WITH t AS (SELECT * FROM {q}.transfers WHERE {_window(ctx.since, ctx.until)}),
-        s AS (SELECT asset, (row_number() OVER (ORDER BY asset)) - 1 AS asset_id FROM (SELECT DISTINCT asset FROM t))
-        SELECT row_number() OVER (ORDER BY t.block_number, t.transaction_index,
-                   CASE t.kind WHEN 'native' THEN 0 WHEN 'internal' THEN 1 WHEN 'token' THEN 2
-                               WHEN 'fee' THEN 3 ELSE 4 END, t.position) AS rn,
-               coalesce(fa.id, -1) AS src, coalesce(ta.id, -1) AS dst, s.asset_id,
-               (t.kind = 'fee') AS is_fee, t.amount, t.amount_overflow,
-               epoch(t.block_timestamp)::BIGINT AS ts, t.transaction_hash, t.asset
-        FROM t LEFT JOIN _cs_addr fa ON fa.address = t.from_address LEFT JOIN _cs_addr ta ON ta.address = t.to_address
-        JOIN s ON s.asset = t.asset
-    """)  # fmt: skip
-    arr = con.execute("SELECT src, dst, asset_id, is_fee, ts FROM _cs_acct ORDER BY rn").fetchnumpy()
+    _LEGS.clear()  # one entry: the session views are replaced below
+    info = ti.fresh_index(ctx.ledger, ctx.chain)
+    if info is None and not ctx.ledger.read_only:
+        info = ti.build_index(ctx.ledger, ctx.chain)
+    windowed = ctx.since is not None or ctx.until is not None
+    if info is not None:
+        legs_t, addr_t, assets_t = (f'"{ti.SCHEMA}"."trace_{k}_{ctx.chain}"' for k in ("legs", "addresses", "assets"))
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _cs_addr AS SELECT address, id FROM {addr_t}")
+        if windowed:
+            cond = ["TRUE"] + ([f"ts >= {ctx.since}"] if ctx.since is not None else []) + (
+                [f"ts <= {ctx.until}"] if ctx.until is not None else [])  # fmt: skip
+            con.execute(f"""CREATE OR REPLACE TEMP TABLE _cs_acct_t AS
+                SELECT row_number() OVER (ORDER BY rn) AS rn, * EXCLUDE (rn) FROM {legs_t}
+                WHERE {" AND ".join(cond)} ORDER BY rn""")  # fmt: skip
+            con.execute("CREATE OR REPLACE TEMP VIEW _cs_acct AS SELECT * FROM _cs_acct_t")
+        else:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW _cs_acct AS SELECT * FROM {legs_t}")
+        names = dict(con.execute(f"SELECT asset_id, asset FROM {assets_t}").fetchall())
+        n_row = con.execute(f"SELECT count(*) FROM {addr_t}").fetchone()
+        fits = bool(info["fits_int64"])
+    else:
+        addr_sql, legs_sql = ti._legs_sql(ctx.chain, _window(ctx.since, ctx.until))
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _cs_addr_t AS {addr_sql}")
+        con.execute("CREATE OR REPLACE TEMP VIEW _cs_addr AS SELECT * FROM _cs_addr_t")
+        con.execute("CREATE OR REPLACE TEMP VIEW _cs_addr_src AS SELECT * FROM _cs_addr_t")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _cs_acct_t AS {legs_sql}")
+        con.execute("CREATE OR REPLACE TEMP VIEW _cs_acct AS SELECT * FROM _cs_acct_t")
+        names = dict(con.execute("SELECT DISTINCT asset_id, asset FROM _cs_acct").fetchall())
+        n_row = con.execute("SELECT count(*) FROM _cs_addr").fetchone()
+        nulls = con.execute("SELECT count(*) FILTER (WHERE amount64 IS NULL) FROM _cs_acct").fetchone()
+        fits = bool(nulls and nulls[0] == 0)
+    n_states = int(n_row[0]) if n_row else 0
+    one_asset = len(names) <= 1
+    side = ti.load_sidecar(ctx.ledger, ctx.chain, info["key"]) if info is not None else None
+    if side is not None and ("amount" in side) == fits:
+        if windowed:  # the same rows, in the same order, as the _cs_acct_t window above
+            keep = np.ones(side["ts"].shape[0], dtype=np.bool_)
+            if ctx.since is not None:
+                keep &= side["ts"] >= ctx.since
+            if ctx.until is not None:
+                keep &= side["ts"] <= ctx.until
+            arr = {c: side[c][keep] for c in ti.SIDECAR_COLUMNS if c in side}
+        else:
+            arr = {c: side[c] for c in ti.SIDECAR_COLUMNS if c in side}
+    else:
+        # The tables were written in rn order and DuckDB keeps insertion order in scans
+        # (preserve_insertion_order), so no sort here. One asset: its ids need no reading.
+        cols = "src, dst, is_fee, ts" + ("" if one_asset else ", asset_id") + (", amount64 AS amount" if fits else "")
+        arr = con.execute(f"SELECT {cols} FROM _cs_acct").fetchnumpy()
+        if info is not None and not windowed and not ctx.ledger.read_only:
+            ti.save_sidecar(ctx.ledger, ctx.chain, info["key"], {
+                "src": np.asarray(arr["src"], dtype=np.int64), "dst": np.asarray(arr["dst"], dtype=np.int64),
+                "is_fee": np.asarray(arr["is_fee"], dtype=np.bool_), "ts": np.asarray(arr["ts"], dtype=np.int64),
+                **({} if one_asset else {"asset_id": np.asarray(arr["asset_id"], dtype=np.int64)}),
+                **({"amount": np.asarray(arr["amount"], dtype=np.int64)} if fits else {})}, n_states)  # fmt: skip
     src = np.asarray(arr["src"], dtype=np.int64)
     dst = np.asarray(arr["dst"], dtype=np.int64)
-    asset_id = np.asarray(arr["asset_id"], dtype=np.int64)
+    asset_id = np.asarray(arr["asset_id"], dtype=np.int64) if "asset_id" in arr else np.zeros(src.shape[0], dtype=np.int64)
     is_fee = np.asarray(arr["is_fee"], dtype=np.bool_)
     ts = np.asarray(arr["ts"], dtype=np.int64)
-    amount = _fetch_values(ctx, "_cs_acct")
-    names = dict(con.execute("SELECT DISTINCT asset_id, asset FROM _cs_acct").fetchall())
-    n_row = con.execute("SELECT count(*) FROM _cs_addr").fetchone()
+    amount = np.asarray(arr["amount"], dtype=np.int64) if fits else _fetch_values(ctx, "_cs_acct")
     legs = {"con": con, "src": src, "dst": dst, "asset_id": asset_id, "is_fee": is_fee, "ts": ts, "amount": amount,
-            "names": names, "n_states": int(n_row[0]) if n_row else 0}  # fmt: skip
+            "names": names, "n_states": n_states}  # fmt: skip
     _LEGS[key] = legs
     return legs
 
 
+def _lookup_in(ctx: _Ctx, sql: str, values: list[int]) -> list[tuple[Any, ...]]:
+    """Run ``sql`` (with ``{in}`` for the list) over ``values`` in chunks of constant IN lists.
+
+    A constant IN list of at most 2,048 values is answered from the trace index's ART
+    index on ``rn`` (or by zone maps on the sorted ``id``): a 10M-leg table is not
+    scanned for the ~1,000 rows a trace reports (a join scans it: ~0.15 s)."""
+    out: list[tuple[Any, ...]] = []
+    for k in range(0, len(values), 2000):
+        chunk = values[k:k + 2000]
+        out += ctx.ledger.con.execute(sql.replace("{in}", ",".join(str(int(v)) for v in chunk))).fetchall()
+    return out
+
+
+def _tx_hashes(ctx: _Ctx, rows: list[int]) -> dict[int, str]:
+    """Transaction hash of each loaded leg (0-based row)."""
+    got = _lookup_in(ctx, "SELECT rn, transaction_hash FROM _cs_acct WHERE rn IN ({in})", [r + 1 for r in rows])
+    return {int(r) - 1: str(h) for r, h in got}
+
 
 def _address_names(ctx: _Ctx, ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    con = ctx.ledger.con
-    _temp_list(ctx.ledger, "_cs_ids", "id", "BIGINT", sorted(ids))
-    rows = con.execute("SELECT a.id, a.address FROM _cs_addr a JOIN _cs_ids USING (id)").fetchall()
+    rows = _lookup_in(ctx, "SELECT id, address FROM _cs_addr WHERE id IN ({in})", sorted(ids))
     return {int(i): str(a) for i, a in rows}
 
 

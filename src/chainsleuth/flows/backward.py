@@ -1,0 +1,252 @@
+"""Backward attribution on account chains: where did the value of some legs come from.
+
+On an account chain an outgoing transfer at time t is paid from the sender's
+balance at t, and that balance is made of earlier incoming transfers (minus what
+earlier outgoing transfers removed). Attributing a leg backward means splitting
+its value over those earlier inflows under a taint model, then repeating for
+each inflow's own sender, hop by hop. The mirror of the forward rules of
+:mod:`.models` / :mod:`.propagate`:
+
+* **haircut** (Möser et al. 2014): the outflow has the balance's composition at
+  t. Each earlier outflow removed the same fraction of every inflow, so an
+  inflow's share of the balance is its amount times its *survival factor*.
+  Computed without fractions: per account a demand ``U`` (units of its current
+  balance being traced) walks back in time; an inflow ``a`` into a balance ``B``
+  (after the inflow) receives ``floor(U * a / B)`` and ``U`` drops by as much; a
+  demanded outflow adds its demand to ``U``. The first inflow of an account
+  takes the whole remaining demand (``a == B``), so nothing is lost to rounding.
+* **FIFO** (Clayton's rule, Anderson et al. 2019): the outflow consumed the
+  earliest remaining inflow lots; **LIFO**: the latest. A forward pass records,
+  for each outflow, which inflow lots it consumed and how much of each; the
+  backward pass hands a leg's demand to those lots in the order consumed. Exact
+  when whole legs are demanded (the seeds, and every hop whose legs are traced
+  in full); when only part of a leg is demanded, that part is taken from the
+  leg's first consumed lots (the leg's units are not tracked one by one).
+* **poison** (Möser et al. 2014): every inflow still (partly) in the balance at
+  t, i.e. since the balance was last empty, is attributed in full. An upper
+  bound: it creates value (the attributions exceed the leg's value).
+
+A debit larger than the known balance draws the shortfall from before the
+ledger (or the time window): that part is an *origin* at the sender (value held
+before), as is value minted to an account (a leg with no sender: rewards,
+mints). Stops (service accounts, e.g. exchanges) end the walk: what came from
+them is an *endpoint*. Limits as forward: hops, ``min_value``, fan-in (an
+account with more distinct senders than ``max_fanout`` is not walked through).
+
+The kernel is written once and runs compiled (``int64``) or over Python ints
+(``object`` arrays, for wei beyond ``int64``), like :mod:`.propagate`.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .propagate import _FAN, _HOPS, _MINV, MODEL_CODES, _muldivmod_128, python_twin
+
+NO_HOP = 1 << 30
+muldivmod = _muldivmod_128  # the name the kernel calls (see propagate.python_twin)
+
+
+def _backward_kernel(src, dst, amount, is_fee, seed_row, stop_src, blocked, n_states, model,
+                    max_hops, min_value, dem, hop_leg, origin_mint, origin_before, endpoint,
+                    left, totals, bal, bal_after, short, bal_short, lot_amt, lot_leg, lot_next,
+                    lot_prev, head, tail, rec_ptr, rec_leg, rec_amt, want, flag, hop_state):  # fmt: skip
+    """Attribute the seed legs' value backward over all legs (in time order).
+
+    Inputs per leg: ``src``/``dst`` state (-1: none), ``amount``, ``is_fee``,
+    ``seed_row`` (demanded in full), ``stop_src`` (the sender is a stop).
+    Outputs per leg: ``dem`` (the value of the leg attributed: the edge),
+    ``hop_leg``, ``origin_mint`` (value minted to ``dst`` by a sender-less
+    leg), ``origin_before`` (value ``src`` held before the ledger, drawn at
+    this leg), ``endpoint`` (value that came from the stop ``src``).
+    ``left`` per limit; ``totals[0]``: the seed value. The rest are scratch
+    arrays (see :func:`run_account_backward`).
+    """
+    n = amount.shape[0]
+    zero = amount[0] - amount[0]
+    # -- forward pass: balances after each credit, shortfalls, FIFO/LIFO consumption records
+    # (bal_after: dst balance right after the leg's credit; short: shortfall the sender drew
+    # at the leg, bal_short: its balance then; lot_leg: the inflow leg, or -2-r for the
+    # shortfall drawn at leg r)
+    lots = model >= 2
+    n_lots = 0
+    k = 0
+    for r in range(n):
+        a = amount[r]
+        s = src[r]
+        rec_ptr[r] = k
+        if s >= 0:
+            if bal[s] < a:
+                short[r] = a - bal[s]
+                bal[s] = a
+                bal_short[r] = a
+                if lots:  # the shortfall is older than anything known: the head lot
+                    li = n_lots
+                    n_lots += 1
+                    lot_amt[li] = short[r]
+                    lot_leg[li] = -2 - r
+                    lot_prev[li] = -1
+                    lot_next[li] = head[s]
+                    if head[s] >= 0:
+                        lot_prev[head[s]] = li
+                    else:
+                        tail[s] = li
+                    head[s] = li
+            bal[s] -= a
+            if lots:
+                need = a
+                while need > 0:
+                    li = head[s] if model == 2 else tail[s]
+                    take = lot_amt[li] if lot_amt[li] < need else need
+                    rec_leg[k] = lot_leg[li]
+                    rec_amt[k] = take
+                    k += 1
+                    lot_amt[li] -= take
+                    need -= take
+                    if lot_amt[li] == 0:
+                        nx, pv = lot_next[li], lot_prev[li]
+                        if pv >= 0:
+                            lot_next[pv] = nx
+                        else:
+                            head[s] = nx
+                        if nx >= 0:
+                            lot_prev[nx] = pv
+                        else:
+                            tail[s] = pv
+        d = dst[r]
+        if d >= 0 and not is_fee[r]:
+            bal[d] += a
+            bal_after[r] = bal[d]
+            if lots and a > 0:
+                li = n_lots
+                n_lots += 1
+                lot_amt[li] = a
+                lot_leg[li] = r
+                ti = tail[d]
+                lot_next[li] = -1
+                lot_prev[li] = ti
+                if ti >= 0:
+                    lot_next[ti] = li
+                else:
+                    head[d] = li
+                tail[d] = li
+    rec_ptr[n] = k
+    # -- backward pass, newest leg first (want: haircut demand on the current balance; flag:
+    # poison, a demanded outflow is still ahead)
+    for r in range(n - 1, -1, -1):
+        a = amount[r]
+        d = dst[r]
+        s = src[r]
+        if is_fee[r]:
+            continue  # fees are paid to no one traced: never demanded, only debited
+        y = zero
+        h = NO_HOP
+        if d >= 0:
+            if model == 0:
+                if want[d] > 0:
+                    y, _ = muldivmod(want[d], a, bal_after[r])
+                    want[d] -= y
+                    h = hop_state[d] + 1
+            elif model == 1:
+                if flag[d] == 1:
+                    y = a
+                    h = hop_state[d] + 1
+                    if bal_after[r] == a:  # the balance was empty before: older inflows are gone
+                        flag[d] = 0
+            else:
+                y = dem[r]
+                h = hop_leg[r]
+        if y > 0:
+            if h > max_hops:
+                left[_HOPS] += y
+                y = zero
+            elif y < min_value:
+                left[_MINV] += y
+                y = zero
+        if seed_row[r]:
+            totals[0] += a - y
+            y = a
+            h = 1
+        dem[r] = y
+        hop_leg[r] = h if y > 0 else NO_HOP
+        if y > 0:
+            if s < 0:
+                origin_mint[r] += y
+            elif stop_src[r]:
+                endpoint[r] += y
+            elif blocked[s]:
+                left[_FAN] += y
+            elif model == 0:
+                want[s] += y
+                if h < hop_state[s]:
+                    hop_state[s] = h
+            elif model == 1:
+                flag[s] = 1
+                if h < hop_state[s]:
+                    hop_state[s] = h
+            else:
+                need = y
+                for j in range(rec_ptr[r], rec_ptr[r + 1]):
+                    if need <= 0:
+                        break
+                    take = rec_amt[j] if rec_amt[j] < need else need
+                    need -= take
+                    lj = rec_leg[j]
+                    if lj >= 0:
+                        dem[lj] += take
+                        if h + 1 < hop_leg[lj]:
+                            hop_leg[lj] = h + 1
+                    else:
+                        origin_before[-2 - lj] += take
+        if s >= 0 and short[r] > 0:  # undo the shortfall drawn at this leg
+            if model == 0 and want[s] > 0:
+                o, _ = muldivmod(want[s], short[r], bal_short[r])
+                want[s] -= o
+                origin_before[r] += o
+            elif model == 1 and flag[s] == 1:
+                origin_before[r] += short[r]
+                if bal_short[r] == short[r]:
+                    flag[s] = 0
+    # anything still demanded (cannot happen: every balance starts empty) is held from before
+    for s in range(n_states):
+        if model == 0 and want[s] > 0:
+            left[3] += want[s]
+
+
+_backward_py = python_twin(_backward_kernel)
+_backward_jit = numba.njit(cache=True)(_backward_kernel)
+
+
+def run_account_backward(
+    src: np.ndarray, dst: np.ndarray, amount: np.ndarray, is_fee: np.ndarray, seed_row: np.ndarray,
+    stop_src: np.ndarray, blocked: np.ndarray, n_states: int, *, model: str, max_hops: int, min_value: int,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """Run the backward kernel over one asset's legs in time order; returns the per-leg arrays
+    (``dem``, ``hop_leg``, ``origin_mint``, ``origin_before``, ``endpoint``), ``left`` (per
+    :data:`~.propagate.LIMITS`) and ``totals`` ([seed value])."""
+    dt = amount.dtype
+    n = amount.shape[0]
+    out = {
+        "dem": np.zeros(n, dtype=dt), "hop_leg": np.full(n, NO_HOP, dtype=np.int64),
+        "origin_mint": np.zeros(n, dtype=dt), "origin_before": np.zeros(n, dtype=dt),
+        "endpoint": np.zeros(n, dtype=dt), "left": np.zeros(4, dtype=dt), "totals": np.zeros(1, dtype=dt),
+    }  # fmt: skip
+    if n == 0:
+        return out
+    lots = MODEL_CODES[model] >= 2
+    n_lot = 2 * n + 2 if lots else 1
+    n_rec = 3 * n + 3 if lots else 1
+    m = n_states if lots else 1
+    scratch = (
+        np.zeros(n_states, dtype=dt), np.zeros(n, dtype=dt), np.zeros(n, dtype=dt), np.zeros(n, dtype=dt),
+        np.zeros(n_lot, dtype=dt), np.zeros(n_lot, dtype=np.int64), np.full(n_lot, -1, dtype=np.int64),
+        np.full(n_lot, -1, dtype=np.int64), np.full(m, -1, dtype=np.int64), np.full(m, -1, dtype=np.int64),
+        np.zeros(n + 1, dtype=np.int64), np.zeros(n_rec, dtype=np.int64), np.zeros(n_rec, dtype=dt),
+        np.zeros(n_states, dtype=dt), np.zeros(n_states, dtype=np.int8), np.full(n_states, NO_HOP, dtype=np.int64),
+    )  # fmt: skip
+    fn = _backward_py if amount.dtype.kind == "O" else _backward_jit
+    fn(src, dst, amount, is_fee, seed_row, stop_src, blocked, n_states, MODEL_CODES[model], max_hops,
+       min_value, out["dem"], out["hop_leg"], out["origin_mint"], out["origin_before"], out["endpoint"],
+       out["left"], out["totals"], *scratch)  # fmt: skip
+    return out
