@@ -67,8 +67,10 @@ def _csv(doc: dict[str, Any]) -> str:
         w.writerow([section, e["from"], e["to"], "", e["asset"], e["value"], e["transaction_hash"], e["block_timestamp"], "", "", *extra])  # fmt: skip
     for e in doc["endpoints"]:
         w.writerow(["endpoint", "", "", e["address"], e["asset"], e["value"], "", e["first_time"], e["category"] or "", ";".join(e["labels"]), *priced(e)])  # fmt: skip
-    for h in doc["holdings"]:
-        w.writerow(["holding", "", "", h["address"], h["asset"], h["value"], "", "", "", "", *priced(h)])
+    for h in doc["holdings"]:  # backward: the origin (mint / before) in the category column
+        w.writerow(["holding", "", "", h["address"], h["asset"], h["value"], "", "", h.get("origin", ""), "", *priced(h)])
+    for f in doc.get("frontier", []):  # backward: where a limit stopped the walk (limit in category)
+        w.writerow(["frontier", ";".join(f["sources"]), "", f["address"], f["asset"], f["value"], "", "", f["limit"], "", *extra])  # fmt: skip
     return buf.getvalue()
 
 
@@ -163,6 +165,11 @@ def _print_table(doc: dict[str, Any]) -> None:
             c.add_row(r["kind"], r["from"] or "", r["to"] or "", f"{r['value_in']} {r['asset_in']}",
                       f"{r['value_out']} {r['asset_out']}", r["transaction_hash"])  # fmt: skip
         console.print(c)
+    if doc.get("frontier"):
+        f = Table("address", "asset", "value", "limit", "senders not followed", title="walk stopped at (limits)")
+        for r in doc["frontier"]:
+            f.add_row(r["address"] or "", r["asset"], r["value"], r["limit"], ", ".join(r["sources"]))
+        console.print(f)
     for lim, d in doc["left_untraced"].items():
         for asset, v in d.items():
             console.print(f"[yellow]limit {lim}[/] left {v} {asset} untraced")

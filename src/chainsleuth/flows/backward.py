@@ -16,12 +16,13 @@ each inflow's own sender, hop by hop. The mirror of the forward rules of
   demanded outflow adds its demand to ``U``. The first inflow of an account
   takes the whole remaining demand (``a == B``), so nothing is lost to rounding.
 * **FIFO** (Clayton's rule, Anderson et al. 2019): the outflow consumed the
-  earliest remaining inflow lots; **LIFO**: the latest. A forward pass records,
-  for each outflow, which inflow lots it consumed and how much of each; the
-  backward pass hands a leg's demand to those lots in the order consumed. Exact
-  when whole legs are demanded (the seeds, and every hop whose legs are traced
-  in full); when only part of a leg is demanded, that part is taken from the
-  leg's first consumed lots (the leg's units are not tracked one by one).
+  earliest remaining inflow lots; **LIFO**: the latest. Exact per unit: a
+  forward pass records, for each outflow, the lots it consumed as pieces (which
+  units of which inflow leg, in order; LIFO takes a lot's last units first); the
+  backward pass carries, per leg, the *intervals* of its units that are
+  demanded and maps them through those pieces onto the earlier legs, so a leg
+  passed on in part hands back exactly the units it passed (property-tested
+  against a unit-by-unit simulation).
 * **poison** (Möser et al. 2014): every inflow still (partly) in the balance at
   t, i.e. since the balance was last empty, is attributed in full. An upper
   bound: it creates value (the attributions exceed the leg's value).
@@ -39,6 +40,8 @@ The kernel is written once and runs compiled (``int64``) or over Python ints
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 import numpy as np
 
@@ -50,8 +53,9 @@ muldivmod = _muldivmod_128  # the name the kernel calls (see propagate.python_tw
 
 def _backward_kernel(src, dst, amount, is_fee, seed_row, stop_src, blocked, n_states, model,
                     max_hops, min_value, dem, hop_leg, origin_mint, origin_before, endpoint,
-                    left, totals, bal, bal_after, short, bal_short, lot_amt, lot_leg, lot_next,
-                    lot_prev, head, tail, rec_ptr, rec_leg, rec_amt, want, flag, hop_state):  # fmt: skip
+                    left, totals, limited, limit_of, bal, bal_after, short, bal_short, lot_amt, lot_leg, lot_next,
+                    lot_prev, head, tail, rec_ptr, rec_leg, rec_amt, want, flag, hop_state, lot_off,
+                    rec_off, iv_lo, iv_hi, iv_next, iv_head, status):  # fmt: skip
     """Attribute the seed legs' value backward over all legs (in time order).
 
     Inputs per leg: ``src``/``dst`` state (-1: none), ``amount``, ``is_fee``,
@@ -60,7 +64,10 @@ def _backward_kernel(src, dst, amount, is_fee, seed_row, stop_src, blocked, n_st
     ``hop_leg``, ``origin_mint`` (value minted to ``dst`` by a sender-less
     leg), ``origin_before`` (value ``src`` held before the ledger, drawn at
     this leg), ``endpoint`` (value that came from the stop ``src``).
-    ``left`` per limit; ``totals[0]``: the seed value. The rest are scratch
+    ``left`` per limit; ``totals[0]``: the seed value; ``limited`` per leg: the
+    value a limit stopped at this leg (hops, min value: the leg was not
+    followed; fan-in: its sender was not walked through) and ``limit_of`` which
+    limit (a :data:`~.propagate.LIMITS` index). The rest are scratch
     arrays (see :func:`run_account_backward`).
     """
     n = amount.shape[0]
@@ -86,6 +93,7 @@ def _backward_kernel(src, dst, amount, is_fee, seed_row, stop_src, blocked, n_st
                     n_lots += 1
                     lot_amt[li] = short[r]
                     lot_leg[li] = -2 - r
+                    lot_off[li] = zero
                     lot_prev[li] = -1
                     lot_next[li] = head[s]
                     if head[s] >= 0:
@@ -101,6 +109,11 @@ def _backward_kernel(src, dst, amount, is_fee, seed_row, stop_src, blocked, n_st
                     take = lot_amt[li] if lot_amt[li] < need else need
                     rec_leg[k] = lot_leg[li]
                     rec_amt[k] = take
+                    if model == 2:  # FIFO: the lot's first units, in order
+                        rec_off[k] = lot_off[li]
+                        lot_off[li] += take
+                    else:  # LIFO: its last units, last first (rec_off: the unit taken first)
+                        rec_off[k] = lot_off[li] + lot_amt[li] - 1
                     k += 1
                     lot_amt[li] -= take
                     need -= take
@@ -123,6 +136,7 @@ def _backward_kernel(src, dst, amount, is_fee, seed_row, stop_src, blocked, n_st
                 n_lots += 1
                 lot_amt[li] = a
                 lot_leg[li] = r
+                lot_off[li] = zero
                 ti = tail[d]
                 lot_next[li] = -1
                 lot_prev[li] = ti
@@ -160,9 +174,13 @@ def _backward_kernel(src, dst, amount, is_fee, seed_row, stop_src, blocked, n_st
         if y > 0:
             if h > max_hops:
                 left[_HOPS] += y
+                limited[r] += y
+                limit_of[r] = _HOPS
                 y = zero
             elif y < min_value:
                 left[_MINV] += y
+                limited[r] += y
+                limit_of[r] = _MINV
                 y = zero
         if seed_row[r]:
             totals[0] += a - y
@@ -177,6 +195,8 @@ def _backward_kernel(src, dst, amount, is_fee, seed_row, stop_src, blocked, n_st
                 endpoint[r] += y
             elif blocked[s]:
                 left[_FAN] += y
+                limited[r] += y
+                limit_of[r] = _FAN
             elif model == 0:
                 want[s] += y
                 if h < hop_state[s]:
@@ -186,19 +206,74 @@ def _backward_kernel(src, dst, amount, is_fee, seed_row, stop_src, blocked, n_st
                 if h < hop_state[s]:
                     hop_state[s] = h
             else:
-                need = y
-                for j in range(rec_ptr[r], rec_ptr[r + 1]):
-                    if need <= 0:
-                        break
-                    take = rec_amt[j] if rec_amt[j] < need else need
-                    need -= take
-                    lj = rec_leg[j]
-                    if lj >= 0:
-                        dem[lj] += take
-                        if h + 1 < hop_leg[lj]:
-                            hop_leg[lj] = h + 1
-                    else:
-                        origin_before[-2 - lj] += take
+                # The demanded units of leg r (intervals of [0, a); all of it for a seed)
+                # are mapped through the lots it consumed onto those lots' legs.
+                if seed_row[r]:
+                    cnt = 1
+                    lo_t = np.empty_like(amount[:1])
+                    hi_t = np.empty_like(amount[:1])
+                    lo_t[0] = zero
+                    hi_t[0] = a
+                else:
+                    cnt = 0
+                    node = iv_head[r]
+                    while node >= 0:
+                        cnt += 1
+                        node = iv_next[node]
+                    lo_u = np.empty_like(amount[:cnt])
+                    hi_u = np.empty_like(amount[:cnt])
+                    node = iv_head[r]
+                    c = 0
+                    while node >= 0:
+                        lo_u[c] = iv_lo[node]
+                        hi_u[c] = iv_hi[node]
+                        c += 1
+                        node = iv_next[node]
+                    order = np.argsort(lo_u)
+                    lo_t = lo_u[order]
+                    hi_t = hi_u[order]
+                p = zero
+                ii = 0
+                for kk in range(rec_ptr[r], rec_ptr[r + 1]):
+                    pe = p + rec_amt[kk]
+                    lj = rec_leg[kk]
+                    while ii < cnt and lo_t[ii] < pe:
+                        u = lo_t[ii] if lo_t[ii] > p else p
+                        v = hi_t[ii] if hi_t[ii] < pe else pe
+                        if v > u:
+                            length = v - u
+                            if lj < 0:
+                                origin_before[-2 - lj] += length
+                            else:
+                                if model == 2:
+                                    jl = rec_off[kk] + (u - p)
+                                    jh = jl + length
+                                else:
+                                    jh = rec_off[kk] - (u - p) + 1
+                                    jl = jh - length
+                                dem[lj] += length
+                                if h + 1 < hop_leg[lj]:
+                                    hop_leg[lj] = h + 1
+                                hd = iv_head[lj]
+                                if hd >= 0 and iv_hi[hd] == jl:
+                                    iv_hi[hd] = jh
+                                elif hd >= 0 and iv_lo[hd] == jh:
+                                    iv_lo[hd] = jl
+                                else:
+                                    nn = status[1]
+                                    if nn >= iv_lo.shape[0]:
+                                        status[0] = 1  # the interval pool is full: rerun larger
+                                        return
+                                    status[1] = nn + 1
+                                    iv_lo[nn] = jl
+                                    iv_hi[nn] = jh
+                                    iv_next[nn] = hd
+                                    iv_head[lj] = nn
+                        if hi_t[ii] <= pe:
+                            ii += 1
+                        else:
+                            break
+                    p = pe
         if s >= 0 and short[r] > 0:  # undo the shortfall drawn at this leg
             if model == 0 and want[s] > 0:
                 o, _ = muldivmod(want[s], short[r], bal_short[r])
@@ -223,14 +298,16 @@ def run_account_backward(
     stop_src: np.ndarray, blocked: np.ndarray, n_states: int, *, model: str, max_hops: int, min_value: int,
 ) -> dict[str, np.ndarray]:  # fmt: skip
     """Run the backward kernel over one asset's legs in time order; returns the per-leg arrays
-    (``dem``, ``hop_leg``, ``origin_mint``, ``origin_before``, ``endpoint``), ``left`` (per
-    :data:`~.propagate.LIMITS`) and ``totals`` ([seed value])."""
+    (``dem``, ``hop_leg``, ``origin_mint``, ``origin_before``, ``endpoint``, ``limited``,
+    ``limit_of``),
+    ``left`` (per :data:`~.propagate.LIMITS`) and ``totals`` ([seed value])."""
     dt = amount.dtype
     n = amount.shape[0]
     out = {
         "dem": np.zeros(n, dtype=dt), "hop_leg": np.full(n, NO_HOP, dtype=np.int64),
         "origin_mint": np.zeros(n, dtype=dt), "origin_before": np.zeros(n, dtype=dt),
         "endpoint": np.zeros(n, dtype=dt), "left": np.zeros(4, dtype=dt), "totals": np.zeros(1, dtype=dt),
+        "limited": np.zeros(n, dtype=dt), "limit_of": np.full(n, -1, dtype=np.int8),
     }  # fmt: skip
     if n == 0:
         return out
@@ -245,8 +322,17 @@ def run_account_backward(
         np.zeros(n + 1, dtype=np.int64), np.zeros(n_rec, dtype=np.int64), np.zeros(n_rec, dtype=dt),
         np.zeros(n_states, dtype=dt), np.zeros(n_states, dtype=np.int8), np.full(n_states, NO_HOP, dtype=np.int64),
     )  # fmt: skip
-    fn = _backward_py if amount.dtype.kind == "O" else _backward_jit
-    fn(src, dst, amount, is_fee, seed_row, stop_src, blocked, n_states, MODEL_CODES[model], max_hops,
-       min_value, out["dem"], out["hop_leg"], out["origin_mint"], out["origin_before"], out["endpoint"],
-       out["left"], out["totals"], *scratch)  # fmt: skip
-    return out
+    fn: Any = _backward_py if amount.dtype.kind == "O" else _backward_jit
+    cap = 4 * n + 16 if lots else 1  # demanded unit intervals (FIFO/LIFO); doubled when full
+    while True:
+        res = {k: v.copy() for k, v in out.items()}
+        iv = (np.zeros(cap, dtype=dt), np.zeros(cap, dtype=dt), np.full(cap, -1, dtype=np.int64),
+              np.full(n if lots else 1, -1, dtype=np.int64), np.zeros(2, dtype=np.int64))  # fmt: skip
+        fresh = tuple(x.copy() for x in scratch)
+        fn(src, dst, amount, is_fee, seed_row, stop_src, blocked, n_states, MODEL_CODES[model], max_hops,
+           min_value, res["dem"], res["hop_leg"], res["origin_mint"], res["origin_before"], res["endpoint"],
+           res["left"], res["totals"], res["limited"], res["limit_of"], *fresh, np.zeros(n_lot, dtype=dt),
+           np.zeros(n_rec, dtype=dt), *iv)  # fmt: skip
+        if iv[4][0] == 0:
+            return res
+        cap *= 2

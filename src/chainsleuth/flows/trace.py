@@ -60,6 +60,9 @@ class TraceResult:
     conversions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     converted_in: dict[str, int] = dataclasses.field(default_factory=dict)
     converted_out: dict[str, int] = dataclasses.field(default_factory=dict)
+    # Backward on account chains: where a limit stopped the walk, one row per account and
+    # limit ({address, asset, value, limit, sources}); the values are part of ``left``.
+    frontier: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def accounted(self, asset: str) -> int:
         """Taint of ``asset`` that reached an endpoint, a holding, a fee or a conversion.
@@ -108,6 +111,7 @@ class TraceResult:
             "edges": [conv(e) for e in self.edges],
             "endpoints": [conv(e) for e in self.endpoints],
             "holdings": [conv(h) for h in self.holdings],
+            **({"frontier": [conv(f) for f in self.frontier]} if self.frontier else {}),
         }  # fmt: skip
 
 
@@ -786,6 +790,8 @@ def _trace_account_backward(ctx: _Ctx, addresses: list[str], txids: list[str]) -
     edge_rows: list[tuple[int, int, int]] = []  # (row, value, hop)
     end_rows: list[tuple[int, int]] = []  # (row, value): came from the stop sender of the row
     origins: dict[tuple[int, str, str], int] = {}  # (address id, asset, origin) -> value
+    # (address id reached, asset, limit) -> [value, ids of the senders not followed]
+    frontier: dict[tuple[int, str, str], list[Any]] = {}
     for aid in sorted(set(np.unique(asset_id[seed_row]).tolist())):
         sel: Any = slice(None) if single else np.nonzero(asset_id == aid)[0]
         a_src, a_dst = src[sel], dst[sel]
@@ -806,12 +812,20 @@ def _trace_account_backward(ctx: _Ctx, addresses: list[str], txids: list[str]) -
             edge_rows.append((int(j) if single else int(sel[j]), int(dem[j]), int(hop_leg[j])))
         for j in np.nonzero(out["endpoint"])[0]:
             end_rows.append((int(j) if single else int(sel[j]), int(out["endpoint"][j])))
+        for j in np.nonzero(out["limited"])[0]:
+            lim = int(out["limit_of"][j])
+            at, source = (int(a_src[j]), -1) if lim == 2 else (int(a_dst[j]), int(a_src[j]))
+            row = frontier.setdefault((at, asset, propagate.LIMITS[lim]), [0, set()])
+            row[0] += int(out["limited"][j])
+            if source >= 0:
+                row[1].add(source)
         for col, who, origin in (("origin_mint", a_dst, "mint"), ("origin_before", a_src, "before")):
             for j in np.nonzero(out[col])[0]:
                 key = (int(who[j]), asset, origin)
                 origins[key] = origins.get(key, 0) + int(out[col][j])
     id_name = _address_names(ctx, {i for r, _, _ in edge_rows for i in (int(src[r]), int(dst[r])) if i >= 0}
-                             | {i for i, _, _ in origins} | {int(src[r]) for r, _ in end_rows})  # fmt: skip
+                             | {i for i, _, _ in origins} | {int(src[r]) for r, _ in end_rows}
+                             | {i for (i, _, _), (_, ss) in frontier.items() for i in (i, *ss)})  # fmt: skip
     tx_of = _tx_hashes(ctx, sorted({r for r, _, _ in edge_rows}))
     edges = [{"from": id_name.get(int(src[r])), "to": id_name.get(int(dst[r])), "asset": asset_name(int(asset_id[r])),
               "value": v, "transaction_hash": tx_of.get(r), "block_timestamp": _dt(int(ts[r])), "hop": h,
@@ -822,9 +836,13 @@ def _trace_account_backward(ctx: _Ctx, addresses: list[str], txids: list[str]) -
     holdings = [{"address": id_name.get(i), "asset": a, "value": v, "origin": o}
                 for (i, a, o), v in origins.items()]  # fmt: skip
     holdings.sort(key=lambda h: (h["asset"], h["address"] or "", h["origin"]))
+    front = [{"address": id_name.get(i), "asset": a, "value": v, "limit": lim,
+              "sources": sorted(str(id_name.get(x)) for x in ss)}
+             for (i, a, lim), (v, ss) in frontier.items()]  # fmt: skip
+    front.sort(key=lambda f: (-f["value"], f["address"] or "", f["asset"]))
     return TraceResult(chain=ctx.chain, model=ctx.model, backward=True, seeds=[], seed_value=seed_value,
                        edges=edges, endpoints=list(endpoints.values()), holdings=holdings, fees={},
-                       left=left)  # fmt: skip
+                       left=left, frontier=front)  # fmt: skip
 
 
 def _account_conversions(ctx: _Ctx, legs: dict[str, Any], names: dict[int, Any]) -> dict[str, Any] | None:

@@ -12,7 +12,7 @@ chain in the ledger, in time order:
   HUGEINT costs DuckDB ~8x more), ``ts`` (epoch seconds), ``transaction_hash``, ``asset``;
 * ``flows."trace_addresses_<chain>"``: ``address``, ``id``;
 * ``flows."trace_assets_<chain>"``: ``asset_id``, ``asset``;
-* ``flows.trace_index``: per chain the *key* of the ledger state it was built
+* ``flows.trace_indexes``: per chain the *key* of the ledger state it was built
   from (tip height and hash, and the row count of every table the view reads),
   the leg count and whether every amount fits in ``int64``.
 
@@ -31,6 +31,7 @@ differs, so a stale or missing sidecar only costs that scan once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -38,15 +39,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 
 from ..store import Ledger
 from ..store.schema import TABLES
 
 SCHEMA = "flows"
-INDEX_TABLE = f'"{SCHEMA}".trace_index'
+# No primary key: DuckDB 1.4 refuses to re-insert a key deleted earlier (even in an
+# earlier transaction) until a checkpoint, so a rebuild is a plain DELETE + INSERT.
+INDEX_TABLE = f'"{SCHEMA}".trace_indexes'
 # Part of the key: an index written by another layout of these tables is rebuilt.
-LAYOUT = 4
+LAYOUT = 5
 
 
 def _legs_sql(chain: str, where: str = "TRUE") -> tuple[str, str]:
@@ -97,7 +101,7 @@ def _table_exists(ledger: Ledger, schema: str, table: str) -> bool:
 
 def index_info(ledger: Ledger, chain: str) -> dict[str, Any] | None:
     """The stored index row of ``chain`` (key, legs, fits_int64, built_at, build_s), or None."""
-    if not _table_exists(ledger, SCHEMA, "trace_index"):
+    if not _table_exists(ledger, SCHEMA, "trace_indexes"):
         return None
     row = ledger.con.execute(
         f"SELECT key, legs, fits_int64, built_at, build_s FROM {INDEX_TABLE} WHERE chain = ?", [chain]
@@ -123,14 +127,12 @@ def build_index(ledger: Ledger, chain: str) -> dict[str, Any]:
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{SCHEMA}"')
-        con.execute(f"""CREATE TABLE IF NOT EXISTS {INDEX_TABLE} (chain VARCHAR PRIMARY KEY, key VARCHAR NOT NULL,
+        con.execute(f"""CREATE TABLE IF NOT EXISTS {INDEX_TABLE} (chain VARCHAR NOT NULL, key VARCHAR NOT NULL,
                         legs BIGINT NOT NULL, fits_int64 BOOLEAN NOT NULL, built_at TIMESTAMP NOT NULL,
                         build_s DOUBLE)""")  # fmt: skip
         con.execute(f"CREATE OR REPLACE TABLE {addr_t} AS {addr_sql}")
         con.execute(f"CREATE OR REPLACE TEMP VIEW _cs_addr_src AS SELECT * FROM {addr_t}")
         con.execute(f"CREATE OR REPLACE TABLE {legs_t} AS {legs_sql}")
-        # an ART index: a trace fetches the ~1,000 legs it reports by rn without a scan
-        con.execute(f'CREATE INDEX "trace_legs_rn_{chain}" ON {legs_t} (rn)')
         con.execute(f"CREATE OR REPLACE TABLE {assets_t} AS SELECT DISTINCT asset_id, asset FROM {legs_t}")
         row = con.execute(f"SELECT count(*), count(*) FILTER (WHERE amount64 IS NULL) = 0 FROM {legs_t}").fetchone()
         n, fits = (int(row[0]), bool(row[1])) if row else (0, True)
@@ -145,6 +147,11 @@ def build_index(ledger: Ledger, chain: str) -> dict[str, Any]:
         raise
     finally:
         con.execute("DROP VIEW IF EXISTS _cs_addr_src")
+    # An ART index on rn: a trace fetches the ~1,000 legs it reports without a scan. Made
+    # after the commit (DuckDB 1.4 fails to commit an index created on a table replaced in
+    # the same transaction); without it lookups are scans, slower but right.
+    with contextlib.suppress(duckdb.Error):
+        con.execute(f'CREATE INDEX IF NOT EXISTS "trace_legs_rn_{chain}" ON {legs_t} (rn)')
     info = index_info(ledger, chain)
     assert info is not None
     return info
@@ -153,7 +160,7 @@ def build_index(ledger: Ledger, chain: str) -> dict[str, Any]:
 def drop_index(ledger: Ledger, chain: str) -> None:
     """Remove the trace index of ``chain`` (it is rebuilt by the next trace)."""
     shutil.rmtree(sidecar_dir(ledger, chain), ignore_errors=True)
-    if not _table_exists(ledger, SCHEMA, "trace_index"):
+    if not _table_exists(ledger, SCHEMA, "trace_indexes"):
         return
     for k in ("legs", "addresses", "assets"):
         ledger.con.execute(f'DROP TABLE IF EXISTS "{SCHEMA}"."trace_{k}_{chain}"')
