@@ -213,3 +213,20 @@ def test_lab_on_given_nodes(anvil_fresh: Any, fresh_bitcoind: Any, tmp_path: Pat
     with Ledger(res.ledger, read_only=True) as led:
         (n,) = led.con.execute("SELECT count(*) FROM lab.endpoints WHERE kind = 'exchange'").fetchone() or (0,)
         assert n > 0
+
+
+@pytest.mark.node
+def test_cli_lab_tiny(tmp_path: Path) -> None:
+    install_anvil()
+    install_bitcoind()
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["-q", "lab", "--scale", "tiny", "--seed", "2", "--hops", "3",
+                                      "--delays", "mixer=3600", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "books balance on every asset: yes" in result.output
+    assert "bridge 2 matched / 0 unmatched" in result.output
+    with Ledger(out / "lab.duckdb", read_only=True) as led:
+        (peels,) = led.con.execute("SELECT count(*) FROM lab.steps WHERE step = 'peel'").fetchone() or (0,)
+        assert peels == 3 * SCALES["tiny"].bridge_locks  # --hops per bridged coin
+        (p,) = led.con.execute("SELECT value FROM lab.meta WHERE key = 'params'").fetchone() or ("",)
+        assert '"mixer": 3600' in p

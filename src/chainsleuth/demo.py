@@ -110,6 +110,8 @@ def run_real_demo(
     )
     from .tags.importers import import_tags
 
+    if model not in MODELS:
+        raise ConfigError(f"unknown taint model {model!r}; choose one of {', '.join(MODELS)}")
     progress = progress or NullProgress()
     secs: dict[str, float] = {}
     t0 = time.monotonic()

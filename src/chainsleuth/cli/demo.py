@@ -46,6 +46,11 @@ def demo(
     def amt(v: int, a: str) -> str:
         return amount_text(v, a, s.symbols, s.decimals)
 
+    console.print(f"loaded: {', '.join(s.chains)}; tags from the real sources: "
+                  f"{', '.join(f'{k} {v:,}' for k, v in s.real_tags.items()) or 'none'}; clusters: "
+                  f"{', '.join(f'{c} {n:,}' for c, n in s.clusters.items())}; exposure rows: "
+                  f"{', '.join(f'{c} {n:,}' for c, n in s.exposure_rows.items())}", markup=False)  # fmt: skip
+
     t = Table(title=f"stolen and traced ({s.model})")
     for c in ("asset", "stolen (ground truth)", "USD on the theft day", "traced from the seeds"):
         t.add_column(c, justify="left" if c == "asset" else "right")

@@ -279,11 +279,11 @@ def ingest_xblock(
     """Load the XBlock phishing transactions into ``chain`` (one transaction; rerunning
     replaces the same rows, so it is idempotent)."""
     progress = progress or NullProgress()
-    progress.start(f"xblock → {chain}", None)
     tables, res = read_xblock(path)
     res.chain = chain
     if res.first_block is None or res.last_block is None:
         raise ConfigError(f"{path}: the XBlock files hold no transactions")
+    progress.start(f"xblock → {chain}", res.blocks)
     ledger.ensure_chain(chain, "ethereum", network="mainnet", native_asset="ETH")
     res.rows = ledger.write_batch(chain, tables, (res.first_block, res.last_block), replace=True)
     progress.advance(res.blocks, res.transactions)

@@ -185,7 +185,6 @@ class Scenario:
         self.progress = progress or NullProgress()
         self.pending: list[_Pending] = []
         self.nonces: dict[str, int] = {}
-        self.thieves_eth: list[str] = []
         self.thief_set: set[str] = set()
         self.labels: dict[str, int] = defaultdict(int)
         self.notes: list[Note] = []
@@ -210,7 +209,6 @@ class Scenario:
 
     def fresh_thief(self) -> str:
         a = self.fresh("thief")
-        self.thieves_eth.append(a)
         self.thief_set.add(a)
         return a
 
@@ -226,11 +224,14 @@ class Scenario:
     # -- EVM transactions -------------------------------------------------------------------
     def send(self, sender: str, to: str | None, value: int = 0, data: str = "0x", gas: int = 21_000,
              step: str = "background", on_receipt: Callable[[dict[str, Any]], None] | None = None,
-             ) -> str:
+             gas_price: int | None = None) -> str:
+        """Queue a transaction for the next block (explicit nonce, gas limit and legacy gas
+        price, so that nothing depends on the node's estimates); returns its hash."""
         if sender not in self.nonces:
             self.nonces[sender] = int(self.anvil.rpc("eth_getTransactionCount", sender, "latest"), 16)
+        price = self.gas_price(sender) if gas_price is None else gas_price
         tx: dict[str, Any] = {"from": sender, "value": hex(value), "data": data, "gas": hex(gas),
-                              "gasPrice": hex(self.gas_price(sender)), "nonce": hex(self.nonces[sender])}
+                              "gasPrice": hex(price), "nonce": hex(self.nonces[sender])}
         if to is not None:
             tx["to"] = to
         tx_hash = str(self.anvil.rpc("eth_sendTransaction", tx))
@@ -310,7 +311,6 @@ class Scenario:
                 "Mixer", encode(["uint256", "address"], [denom * WEI, self.mixer_operator]).hex())
         self.bridge_relayer_eth = self.eth_address("bridge/relayer")
         self.bridge = self.deploy("LabBridge", encode(["address"], [self.bridge_relayer_eth]).hex())
-        self.tokens = {"USDT": self.usdt, "USDC": self.usdc}
 
         # liquidity: pools ~10x the stolen stablecoins, price 1 ETH = ETH_USD
         depth = 10 * max(sc.stolen_usdt, 1_000_000)
@@ -519,14 +519,7 @@ class Scenario:
     def send_exact(self, sender: str, to: str, value: int, gas_price: int, step: str = "background",
                    on_receipt: Callable[[dict[str, Any]], None] | None = None) -> str:
         """A plain transfer at a given gas price (so that ``value`` can be the balance less the fee)."""
-        if sender not in self.nonces:
-            self.nonces[sender] = int(self.anvil.rpc("eth_getTransactionCount", sender, "latest"), 16)
-        tx = {"from": sender, "to": to, "value": hex(value), "gas": hex(21_000), "gasPrice": hex(gas_price),
-              "nonce": hex(self.nonces[sender])}
-        tx_hash = str(self.anvil.rpc("eth_sendTransaction", tx))
-        self.nonces[sender] += 1
-        self.pending.append(_Pending(tx_hash, sender, step, on_receipt))
-        return tx_hash
+        return self.send(sender, to, value, step=step, on_receipt=on_receipt, gas_price=gas_price)
 
     # -- mixer ----------------------------------------------------------------------------------
     def mixer_deposit(self, sender: str, denom: int, thief: bool) -> None:
@@ -680,8 +673,8 @@ class Scenario:
                 dep_id = next(lg["topics"][2] for lg in r["logs"] if lg["topics"][0] == LOCKED_TOPIC)
                 locks.append((r["transactionHash"], btc_addr, value, dep_id))
 
-            self._send_priced(a, self.bridge, value, calldata("lock(string)", btc_addr), 120_000, gp,
-                              "bridge_lock", locked)
+            self.send(a, self.bridge, value, calldata("lock(string)", btc_addr), gas=120_000, step="bridge_lock",
+                      on_receipt=locked, gas_price=gp)
         self.traffic(pct(3), d.bridge)
 
         # relayer pays on Bitcoin with the deposit id in OP_RETURN (flows/decoders/bridges.py)
@@ -803,16 +796,6 @@ class Scenario:
 
         self.send(a, tok, 0, calldata("transfer(address,uint256)", z, value), gas=80_000, step=step,
                   on_receipt=moved)
-
-    def _send_priced(self, a: str, to: str, value: int, data: str, gas: int, gp: int, step: str,
-                     on_receipt: Callable[[dict[str, Any]], None]) -> None:
-        if a not in self.nonces:
-            self.nonces[a] = int(self.anvil.rpc("eth_getTransactionCount", a, "latest"), 16)
-        tx = {"from": a, "to": to, "value": hex(value), "data": data, "gas": hex(gas), "gasPrice": hex(gp),
-              "nonce": hex(self.nonces[a])}
-        tx_hash = str(self.anvil.rpc("eth_sendTransaction", tx))
-        self.nonces[a] += 1
-        self.pending.append(_Pending(tx_hash, a, step, on_receipt))
 
     def _spread_eth(self, a: str, targets: list[str], step: str) -> None:
         """All of ``a``'s ETH to ``targets`` in uneven shares, gas included: ``a`` ends at 0."""
