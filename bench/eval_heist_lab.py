@@ -82,9 +82,9 @@ def run_lab(seed: int, scale: str, workdir: Path, extra: list[str]) -> Path | st
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| scenario | model | service recall (exchange + OTC, per asset) | endpoint precision (service) "
-             "| endpoint precision (address) | address precision | address recall |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| scenario | model | service recall (exchange + OTC, per asset) | of it, straight out of the mixer "
+             "| recall of the rest | endpoint precision (service) | endpoint precision (address) | address precision "
+             "| address recall |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
         svc = "; ".join(f"{a} {v['ratio']:.2%}" if v["ratio"] is not None else f"{a} n/a"
                         for a, v in r["service_recall"].items())  # fmt: skip
@@ -94,7 +94,13 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         def pc(d: dict[str, Any], a: str, b: str) -> str:
             return "n/a" if d["ratio"] is None else f"{d['ratio']:.2%} ({d[a]}/{d[b]})"
 
-        lines.append(f"| {r['scenario']} | {r['model']} | {svc} | {pc(es, 'true', 'flagged')} "
+        truth = {a: int(v["truth"]) for a, v in r["service_recall"].items()}
+        mix = "; ".join(f"{a} {int(v) / truth[a]:.2%}" for a, v in r.get("from_mixer", {}).items() if truth.get(a))
+        rest = "; ".join(f"{a} {v['ratio']:.2%}" for a, v in r.get("service_recall_without_mixer", {}).items()
+                         if v["ratio"] is not None)  # fmt: skip
+        if "through mixer" in r["model"]:
+            rest = "(mixer not a stop)"
+        lines.append(f"| {r['scenario']} | {r['model']} | {svc} | {mix} | {rest} | {pc(es, 'true', 'flagged')} "
                      f"| {pc(ep, 'true', 'flagged')} | {pc(ap, 'true', 'flagged')} | {pc(ar, 'found', 'truth')} |")  # fmt: skip
     return "\n".join(lines)
 
@@ -106,8 +112,16 @@ def main() -> None:
     ap.add_argument("--ledger", type=Path, help="score this lab ledger instead of running the lab")
     ap.add_argument("--dataset", type=Path, help="score a heist dataset folder (loaded into a scratch ledger)")
     ap.add_argument("--workdir", type=Path, help="where lab runs go (default: a temporary folder)")
+    ap.add_argument("--table", nargs="+", type=Path, help="only print the table of these result JSON files")
     ap.add_argument("--lab-arg", action="append", default=[], help="extra argument for `chainsleuth lab`")
     args = ap.parse_args()
+    if args.table:
+        docs = [json.loads(p.read_text()) for p in args.table]
+        print(markdown([r for d in docs for r in d["rows"]]))
+        for d in docs:
+            for fl in d.get("failed", []):
+                print(f"\n{fl['scenario']}: the lab run failed: {fl['error']}")
+        return
     rows: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
     if args.ledger or args.dataset:
@@ -116,7 +130,8 @@ def main() -> None:
             with Ledger(path) as led:
                 if args.dataset:
                     load_dataset(led, args.dataset)
-                rows += score_ledger(led, (args.dataset or args.ledger).name)
+                label = args.dataset.name if args.dataset else args.ledger.parent.name.replace("seed", "seed ")
+                rows += score_ledger(led, label)
     else:
         work = args.workdir or Path(tempfile.mkdtemp(prefix="cs-eval-"))
         for seed in [int(s) for s in args.seeds.split(",") if s.strip()]:

@@ -78,6 +78,7 @@ class Evaluation:
     addresses_truth: int = 0
     misses: list[dict[str, Any]] = field(default_factory=list)  # true endpoints not (fully) found
     by_service: list[dict[str, Any]] = field(default_factory=list)  # service, asset, truth, found
+    from_mixer: dict[str, int] = field(default_factory=dict)  # asset -> true service value straight out of the mixer
     endpoints_true_service: int = 0  # flagged endpoints at an address of a service that got stolen value
     false_endpoints: list[dict[str, Any]] = field(default_factory=list)
 
@@ -112,6 +113,11 @@ class Evaluation:
                         "found": str(r.found), "ratio": f(r.ratio)} for r in self.recall],
             "service_recall": {a: {"found": str(fd), "truth": str(t), "ratio": f(_ratio(fd, t))}
                                for a, (fd, t) in self.service_recall().items()},
+            "from_mixer": {a: str(v) for a, v in self.from_mixer.items()},
+            "service_recall_without_mixer": {
+                a: {"found": str(fd), "truth": str(t - self.from_mixer.get(a, 0)),
+                    "ratio": f(_ratio(fd, t - self.from_mixer.get(a, 0)))}
+                for a, (fd, t) in self.service_recall().items()},
             "endpoint_precision": {"true": self.endpoints_true, "flagged": self.endpoints_flagged,
                                    "ratio": f(self.endpoint_precision)},
             "endpoint_value_precision": {a: {"at_true": str(t), "flagged": str(fl), "ratio": f(_ratio(t, fl))}
@@ -162,7 +168,30 @@ def evaluate(
     if table_exists(ledger, "lab", "services"):
         rel = ledger.con.execute("SELECT chain, service, role, address FROM lab.services")
         services = [{"chain": c, "service": sv, "role": r, "address": a} for c, sv, r, a in rel.fetchall()]
-    return evaluate_against(res_list, truth_ends, stolen, services=services, min_value=min_value)
+    ev = evaluate_against(res_list, truth_ends, stolen, services=services, min_value=min_value)
+    ev.from_mixer = mixer_downstream(ledger)
+    return ev
+
+
+def mixer_downstream(ledger: Ledger) -> dict[str, int]:
+    """asset -> value at true exchange/OTC endpoints whose deposit was sent straight from a
+    mixer withdrawal address (``lab.stolen`` step ``mixer_withdraw``), on account chains.
+
+    No trace that stops at the mixer can find this value: it is what the mixer's
+    unlinkability costs (value that left the mixer and was bridged first is not counted)."""
+    out: dict[str, int] = {}
+    for c in ledger.chains():
+        if c["family"] != "ethereum":
+            continue
+        rows = ledger.con.execute(f"""
+            SELECT e.asset, CAST(sum(e.value) AS VARCHAR) FROM lab.endpoints e
+            JOIN "{c["name"]}".transactions t ON t.hash = e.transaction_hash
+            WHERE e.chain = ? AND e.kind IN ('exchange', 'otc')
+              AND t.from_address IN (SELECT address FROM lab.stolen WHERE step = 'mixer_withdraw' AND chain = ?)
+            GROUP BY e.asset""", [c["name"], c["name"]]).fetchall()  # fmt: skip
+        for asset, v in rows:
+            out[str(asset)] = out.get(str(asset), 0) + int(v)
+    return out
 
 
 def evaluate_against(
