@@ -301,38 +301,50 @@ def run_account_backward(
     (``dem``, ``hop_leg``, ``origin_mint``, ``origin_before``, ``endpoint``, ``limited``,
     ``limit_of``),
     ``left`` (per :data:`~.propagate.LIMITS`) and ``totals`` ([seed value])."""
-    dt = amount.dtype
-    n = amount.shape[0]
-    out = {
-        "dem": np.zeros(n, dtype=dt), "hop_leg": np.full(n, NO_HOP, dtype=np.int64),
-        "origin_mint": np.zeros(n, dtype=dt), "origin_before": np.zeros(n, dtype=dt),
-        "endpoint": np.zeros(n, dtype=dt), "left": np.zeros(4, dtype=dt), "totals": np.zeros(1, dtype=dt),
-        "limited": np.zeros(n, dtype=dt), "limit_of": np.full(n, -1, dtype=np.int8),
-    }  # fmt: skip
-    if n == 0:
+    n_all = amount.shape[0]
+    seeds = np.flatnonzero(seed_row)
+    # Nothing after the last seed leg can have paid for it: run on the legs up to it only.
+    n = int(seeds[-1]) + 1 if seeds.shape[0] else 0
+    if n < n_all:
+        out = run_account_backward(src[:n], dst[:n], amount[:n], is_fee[:n], seed_row[:n], stop_src[:n], blocked,
+                                   n_states, model=model, max_hops=max_hops, min_value=min_value)  # fmt: skip
+        for k, v in out.items():
+            if k not in ("left", "totals"):
+                pad = np.full(n_all - n, NO_HOP if k == "hop_leg" else -1 if k == "limit_of" else 0, dtype=v.dtype)
+                out[k] = np.concatenate([v, pad])
         return out
+    dt = amount.dtype
     lots = MODEL_CODES[model] >= 2
     n_lot = 2 * n + 2 if lots else 1
     n_rec = 3 * n + 3 if lots else 1
     m = n_states if lots else 1
-    scratch = (
-        np.zeros(n_states, dtype=dt), np.zeros(n, dtype=dt), np.zeros(n, dtype=dt), np.zeros(n, dtype=dt),
-        np.zeros(n_lot, dtype=dt), np.zeros(n_lot, dtype=np.int64), np.full(n_lot, -1, dtype=np.int64),
-        np.full(n_lot, -1, dtype=np.int64), np.full(m, -1, dtype=np.int64), np.full(m, -1, dtype=np.int64),
-        np.zeros(n + 1, dtype=np.int64), np.zeros(n_rec, dtype=np.int64), np.zeros(n_rec, dtype=dt),
-        np.zeros(n_states, dtype=dt), np.zeros(n_states, dtype=np.int8), np.full(n_states, NO_HOP, dtype=np.int64),
-    )  # fmt: skip
     fn: Any = _backward_py if amount.dtype.kind == "O" else _backward_jit
-    cap = 4 * n + 16 if lots else 1  # demanded unit intervals (FIFO/LIFO); doubled when full
+    # Demanded unit intervals (FIFO/LIFO) live in a pool; when a trace needs more, the
+    # kernel stops and runs again with twice the room (rare: a trace touches few legs).
+    cap = max(1024, n // 8) if lots else 1
     while True:
-        res = {k: v.copy() for k, v in out.items()}
-        iv = (np.zeros(cap, dtype=dt), np.zeros(cap, dtype=dt), np.full(cap, -1, dtype=np.int64),
-              np.full(n if lots else 1, -1, dtype=np.int64), np.zeros(2, dtype=np.int64))  # fmt: skip
-        fresh = tuple(x.copy() for x in scratch)
+        out = {
+            "dem": np.zeros(n, dtype=dt), "hop_leg": np.full(n, NO_HOP, dtype=np.int64),
+            "origin_mint": np.zeros(n, dtype=dt), "origin_before": np.zeros(n, dtype=dt),
+            "endpoint": np.zeros(n, dtype=dt), "left": np.zeros(4, dtype=dt), "totals": np.zeros(1, dtype=dt),
+            "limited": np.zeros(n, dtype=dt), "limit_of": np.full(n, -1, dtype=np.int8),
+        }  # fmt: skip
+        if n == 0:
+            return out
+        # lot and record slots are written before they are read: np.empty, no fill
+        scratch = (
+            np.zeros(n_states, dtype=dt), np.zeros(n, dtype=dt), np.zeros(n, dtype=dt), np.zeros(n, dtype=dt),
+            np.empty(n_lot, dtype=dt), np.empty(n_lot, dtype=np.int64), np.empty(n_lot, dtype=np.int64),
+            np.empty(n_lot, dtype=np.int64), np.full(m, -1, dtype=np.int64), np.full(m, -1, dtype=np.int64),
+            np.zeros(n + 1, dtype=np.int64), np.empty(n_rec, dtype=np.int64), np.empty(n_rec, dtype=dt),
+            np.zeros(n_states, dtype=dt), np.zeros(n_states, dtype=np.int8), np.full(n_states, NO_HOP, dtype=np.int64),
+            np.empty(n_lot, dtype=dt), np.empty(n_rec, dtype=dt),
+            np.empty(cap, dtype=dt), np.empty(cap, dtype=dt), np.empty(cap, dtype=np.int64),
+            np.full(n if lots else 1, -1, dtype=np.int64), np.zeros(2, dtype=np.int64),
+        )  # fmt: skip
         fn(src, dst, amount, is_fee, seed_row, stop_src, blocked, n_states, MODEL_CODES[model], max_hops,
-           min_value, res["dem"], res["hop_leg"], res["origin_mint"], res["origin_before"], res["endpoint"],
-           res["left"], res["totals"], res["limited"], res["limit_of"], *fresh, np.zeros(n_lot, dtype=dt),
-           np.zeros(n_rec, dtype=dt), *iv)  # fmt: skip
-        if iv[4][0] == 0:
-            return res
+           min_value, out["dem"], out["hop_leg"], out["origin_mint"], out["origin_before"], out["endpoint"],
+           out["left"], out["totals"], out["limited"], out["limit_of"], *scratch)  # fmt: skip
+        if scratch[-1][0] == 0:
+            return out
         cap *= 2

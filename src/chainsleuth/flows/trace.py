@@ -1062,7 +1062,8 @@ def _load_account(ctx: _Ctx) -> dict[str, Any]:
     from . import trace_index as ti
 
     con = ctx.ledger.con
-    key = (id(con), ctx.chain, ctx.since, ctx.until, ctx.ledger.tip(ctx.chain))
+    # the ledger key (tip and row counts) also catches back-filled blocks below the tip
+    key = (id(con), ctx.chain, ctx.since, ctx.until, ti.ledger_key(ctx.ledger, ctx.chain))
     hit = _LEGS.get(key)
     if hit is not None and hit["con"] is con:  # holding the connection keeps its id unique
         return hit
