@@ -15,7 +15,7 @@ from chainsleuth.errors import ConfigError
 from chainsleuth.lab import LabParams, LabResult, load_dataset, parse_scale, run_lab
 from chainsleuth.lab.ground_truth import conservation
 from chainsleuth.lab.nodes import find_node_file
-from chainsleuth.lab.scenario import BRIDGE_RATE, LOCKED_TOPIC, SCALES, Delays
+from chainsleuth.lab.scenario import BRIDGE_RATE, LOCKED_TOPIC, PEEL_HOPS_PER_BLOCK, SCALES, Delays
 from chainsleuth.store import Ledger
 from nodes_bitcoin import install_bitcoind
 from nodes_ethereum import install_anvil
@@ -230,3 +230,83 @@ def test_cli_lab_tiny(tmp_path: Path) -> None:
         assert peels == 3 * SCALES["tiny"].bridge_locks  # --hops per bridged coin
         (p,) = led.con.execute("SELECT value FROM lab.meta WHERE key = 'params'").fetchone() or ("",)
         assert '"mixer": 3600' in p
+
+
+@pytest.mark.node
+def test_peel_chain_longer_than_the_mempool_ancestor_limit(tmp_path: Path) -> None:
+    """26 peel hops in a row would be refused (25 unconfirmed ancestors at most): the lab
+    confirms the chain every PEEL_HOPS_PER_BLOCK hops, and every hop is still there."""
+    install_anvil()
+    install_bitcoind()
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["-q", "lab", "--scale", "tiny", "--seed", "2", "--hops", "26", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "books balance on every asset: yes" in result.output
+    with Ledger(out / "lab.duckdb", read_only=True) as led:
+        per_block = q(led, f"""SELECT t.block_number, count(*) FROM lab.steps s
+                              JOIN {BTC_C}.transactions t ON t.hash = s.transaction_hash
+                              WHERE s.step = 'peel' GROUP BY ALL""")  # fmt: skip
+        assert sum(int(str(n)) for _, n in per_block) == 26 * SCALES["tiny"].bridge_locks
+        assert max(int(str(n)) for _, n in per_block) <= PEEL_HOPS_PER_BLOCK
+
+
+# -- loading the shipped dataset into a ledger that holds other work (no node needed) -------------
+def _snapshot(led: Ledger) -> dict[str, list[tuple[object, ...]]]:
+    tables = ("tags.tags", "tags.imports", "lab.endpoints", "lab.steps", "flows.swaps", "flows.pools",
+              "flows.bridge_transfers", f"{ETH_C}.blocks", f"{ETH_C}.logs", f"{BTC_C}.outputs")
+    return {t: q(led, f"SELECT * EXCLUDE (imported_at) FROM {t} ORDER BY ALL" if t == "tags.imports"
+                 else f"SELECT * FROM {t} ORDER BY ALL") for t in tables}  # fmt: skip
+
+
+def test_load_dataset_keeps_the_users_own_work_and_is_idempotent(tmp_path: Path) -> None:
+    from chainsleuth.demo import default_dataset
+    from chainsleuth.tags.importers import import_tags
+
+    dataset = default_dataset()
+    user_csv = tmp_path / "mine.csv"
+    user_csv.write_text("address,currency,label,confidence,category\n"
+                        "1BoatSLRHtKNngkdXEeobR76b53LETtpyT,BTC,my own tag,manual_transaction,exchange\n")  # fmt: skip
+    with Ledger(tmp_path / "led.duckdb") as led:
+        import_tags(led, "csv", user_csv)
+        mine = q(led, "SELECT * FROM tags.tags")
+        (user_import,) = q(led, "SELECT import_id, kind FROM tags.imports WHERE kind = 'csv'")
+        load_dataset(led, dataset)
+        # a swap on another chain, and a stale block past the dataset's end on a lab chain
+        led.con.execute("INSERT INTO flows.swaps BY NAME SELECT * REPLACE ('ethereum' AS chain) FROM flows.swaps "
+                        "ORDER BY ALL LIMIT 1")  # fmt: skip
+        led.con.execute(f"INSERT INTO {ETH_C}.blocks SELECT * REPLACE (number + 100000 AS number) "
+                        f"FROM {ETH_C}.blocks ORDER BY number DESC LIMIT 1")  # fmt: skip
+        first = _snapshot(led)
+        load_dataset(led, dataset)
+        second = _snapshot(led)
+        # the user's tag and its import survive both loads, with their ids
+        assert q(led, "SELECT * FROM tags.tags WHERE import_id = ?", [user_import[0]]) == mine
+        assert user_import in q(led, "SELECT import_id, kind FROM tags.imports")
+        # the dataset's own tags: 18 heist-lab tags under one heist-lab import, once
+        assert q(led, "SELECT kind, rows FROM tags.imports WHERE kind = 'heist-lab'") == [("heist-lab", 18)]
+        assert q(led, "SELECT count(*), count(DISTINCT tag_id) FROM tags.tags WHERE source = 'heist-lab'") == [(18, 18)]
+        assert q(led, "SELECT count(*) FROM flows.swaps WHERE chain = 'ethereum'") == [(1,)]
+        assert q(led, f"SELECT count(*) FROM flows.swaps WHERE chain = '{ETH_C}'") == [(930,)]
+        assert q(led, f"SELECT count(*), max(number) FROM {ETH_C}.blocks") == [(936, 935)]
+        assert q(led, "SELECT count(*) FROM lab.steps") == [(5570,)]
+        # the second load changed nothing but the stale block (the dataset's chain is exact)
+        assert {k for k in first if first[k] != second[k]} == {f"{ETH_C}.blocks"}
+        load_dataset(led, dataset)
+        assert _snapshot(led) == second
+
+
+def test_load_dataset_bad_folder_changes_nothing(tmp_path: Path) -> None:
+    import shutil
+
+    from chainsleuth.demo import default_dataset
+    from chainsleuth.errors import InputFileError
+
+    broken = tmp_path / "broken"
+    shutil.copytree(default_dataset(), broken)
+    (broken / "_schemas" / "lab.steps.parquet").unlink()
+    with Ledger(tmp_path / "led.duckdb") as led:
+        load_dataset(led, default_dataset())
+        before = _snapshot(led)
+        with pytest.raises(InputFileError, match=r"lab\.steps\.parquet"):
+            load_dataset(led, broken)
+        assert _snapshot(led) == before

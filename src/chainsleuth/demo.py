@@ -26,7 +26,7 @@ from typing import Any
 from .errors import ConfigError
 from .flows.trace import STOP_CATEGORIES, TraceResult, trace
 from .ingest.base import IngestResult
-from .progress import NullProgress, Progress
+from .progress import NullProgress, Progress, start_counting
 from .store import Ledger
 
 DEMO_DATASET = "heist"
@@ -159,15 +159,16 @@ def default_dataset() -> Path:
     return Path(str(resources.files("chainsleuth") / "demo_data" / DEMO_DATASET))
 
 
-def load_dataset(ledger: Ledger, directory: Path) -> dict[str, int]:
+def load_dataset(ledger: Ledger, directory: Path, progress: Progress | None = None) -> dict[str, int]:
     """Load a heist dataset folder (written by ``chainsleuth lab --export-demo``, see
     :mod:`chainsleuth.lab.dataset`): both chains, the lab's tags, the decoded conversions
-    and the ground truth. Rerunning changes nothing. Returns rows per ``schema.table``."""
+    and the ground truth. Only what the dataset owns is replaced (a user's own tags, chains
+    and flows stay); rerunning changes nothing. Returns rows per ``schema.table``."""
     from .lab.dataset import load_dataset as load_lab_dataset
 
     if not (directory / "_schemas" / "tables.json").is_file():
         raise ConfigError(f"demo dataset not found at {directory} (build it with `chainsleuth lab --export-demo DIR`)")
-    return load_lab_dataset(ledger, directory)
+    return load_lab_dataset(ledger, directory, progress)
 
 
 def load_real_tags(ledger: Ledger, data: Path, progress: Progress | None = None) -> dict[str, int]:
@@ -175,13 +176,13 @@ def load_real_tags(ledger: Ledger, data: Path, progress: Progress | None = None)
     from .tags.importers import import_tags
 
     progress = progress or NullProgress()
+    found = [(kind, data / rel) for kind, rel in REAL_TAG_SOURCES if (data / rel).exists()]
+    start_counting(progress, "tags: real sources", len(found), ("sources", "tags"))
     out: dict[str, int] = {}
-    for kind, rel in REAL_TAG_SOURCES:
-        p = data / rel
-        if p.exists():
-            progress.message(f"tags: {kind} from {p}")
-            r = import_tags(ledger, kind, p)
-            out[kind] = r.tags + r.actors
+    for kind, path in found:
+        r = import_tags(ledger, kind, path)
+        out[kind] = r.tags + r.actors
+        progress.advance(1, out[kind])
     return out
 
 
@@ -287,7 +288,7 @@ def run_heist_demo(
     progress = progress or NullProgress()
     t0 = time.monotonic()
     progress.message("1/5 load the demo dataset")
-    loaded = load_dataset(ledger, dataset or default_dataset())
+    loaded = load_dataset(ledger, dataset or default_dataset(), progress)
     if not table_exists(ledger, "lab", "seeds"):
         raise ConfigError("the demo dataset has no lab.seeds table: not a heist lab dataset")
     real_tags = load_real_tags(ledger, data, progress) if data is not None else {}

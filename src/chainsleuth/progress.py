@@ -29,3 +29,14 @@ class NullProgress:
 
     def message(self, text: str) -> None:
         self.messages.append(text)
+
+
+def start_counting(progress: Progress, description: str, total: int | None, units: tuple[str, str]) -> None:
+    """Start a bar that counts other things than blocks and transactions: ``units`` names
+    what ``advance``'s two numbers count (e.g. ``("sources", "tags")``). A sink without a
+    ``start_counting`` method gets a plain :meth:`Progress.start`."""
+    method = getattr(progress, "start_counting", None)
+    if callable(method):
+        method(description, total, units)
+    else:
+        progress.start(description, total)

@@ -20,15 +20,17 @@ from rich.text import Text
 
 
 class _RateColumn(ProgressColumn):
-    """blocks/s from the task's speed and tx/s from its ``transactions`` field."""
+    """blocks/s from the task's speed and tx/s from its ``transactions`` field (or the
+    task's ``units`` in their place)."""
 
     def render(self, task: Task) -> Text:
         elapsed = task.elapsed or 0.0
+        unit, sub_unit = task.fields.get("units", ("blocks", "tx"))
         if elapsed <= 0:
-            return Text("- blocks/s  - tx/s", style="progress.data.speed")
+            return Text(f"- {unit}/s  - {sub_unit}/s", style="progress.data.speed")
         bps = task.completed / elapsed
         tps = float(task.fields.get("transactions", 0)) / elapsed
-        return Text(f"{bps:,.1f} blocks/s  {tps:,.0f} tx/s", style="progress.data.speed")
+        return Text(f"{bps:,.1f} {unit}/s  {tps:,.0f} {sub_unit}/s", style="progress.data.speed")
 
 
 class RichIngestProgress:
@@ -51,6 +53,10 @@ class RichIngestProgress:
             self._progress = None
 
     def start(self, description: str, total_blocks: int | None) -> None:
+        self.start_counting(description, total_blocks, ("blocks", "tx"))
+
+    def start_counting(self, description: str, total: int | None, units: tuple[str, str]) -> None:
+        """A bar whose two counts are ``units`` (see :func:`chainsleuth.progress.start_counting`)."""
         if self.quiet:
             return
         if self._progress is None:
@@ -66,7 +72,7 @@ class RichIngestProgress:
             )
             self._progress.start()
         self._tx = 0
-        self._task = self._progress.add_task(description, total=total_blocks, transactions=0)
+        self._task = self._progress.add_task(description, total=total, transactions=0, units=units)
 
     def advance(self, blocks: int, transactions: int) -> None:
         if self._progress is None or self._task is None:

@@ -58,6 +58,11 @@ class Scale:
     hops: int  # peel hops per chain on the Bitcoin side
 
 
+# Core/Knots refuse a transaction with 25 or more unconfirmed ancestors
+# (-limitancestorcount, "too-long-mempool-chain"); a peel chain longer than this gets a
+# block in between. The presets' chains are shorter, so their runs have no extra block.
+PEEL_HOPS_PER_BLOCK = 20
+
 SCALES: dict[str, Scale] = {
     "tiny": Scale("tiny", 60, 50_000, 25_000, 3, 1, 5, 2, 3, 30, 2),
     "small": Scale("small", 300, 400_000, 200_000, 6, 1, 10, 3, 8, 200, 3),
@@ -731,6 +736,8 @@ class Scenario:
                 if rng.random() < 0.4:
                     self.btc_background(self.rng.choice(["btcpay", "btcdep", "btcwd"]))
                 self.now += d.peel // 2
+                if (_hop + 1) % PEEL_HOPS_PER_BLOCK == 0 and _hop + 1 < sc.hops:
+                    self.mine_btc()  # confirm the chain so far: the next hop would be refused
             ends.append(coin)
             self.traffic(pct(10) // len(payouts), d.peel)
             self.mine_btc()
