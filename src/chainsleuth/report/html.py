@@ -74,7 +74,7 @@ h1 { font-size: 18pt; margin-bottom: 0.2em; } h2 { font-size: 14pt; margin-top: 
 .meta { color: #666; font-size: 9pt; } .muted { color: #666; }
 table { border-collapse: collapse; margin: 0.6em 0 1em; font-size: 9pt; width: 100%; }
 th, td { border: 1px solid #ddd; padding: 3px 5px; text-align: left; vertical-align: top;
-         overflow-wrap: break-word; }
+         overflow-wrap: anywhere; }
 td.url { overflow-wrap: anywhere; } td.nowrap { white-space: nowrap; }
 th { background: #f2f2f2; } td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
 caption { caption-side: top; text-align: left; font-weight: bold; margin-bottom: 0.3em; }
