@@ -217,7 +217,7 @@ def trace(
     until: datetime | str | int | None = None,
     min_value: int = 0,
     max_fanout: int | None = None,
-    stop_categories: Sequence[str] = STOP_CATEGORIES,
+    stop_categories: Sequence[str] | None = None,
     follow_conversions: bool = True,
     follow_bridges: bool = True,
 ) -> TraceResult:
@@ -233,7 +233,9 @@ def trace(
     transaction with more outputs, or an account with more distinct recipients,
     is not followed). Value that a limit stops is reported per limit in
     ``TraceResult.left``. Addresses tagged with a ``stop_categories`` category
-    (and their whole cluster when clustering ran) are endpoints.
+    (and their whole cluster when clustering ran) are endpoints; by default
+    (None) :data:`STOP_CATEGORIES`, less ``defi_dex`` when a forward trace follows
+    conversions on a chain with decoded swaps (:func:`default_stop_categories`).
 
     ``follow_conversions`` (forward, account chains, when :func:`~.conversions.decode_conversions`
     or :func:`~.conversions.match_bridges` stored rows): taint entering a decoded swap
@@ -259,6 +261,8 @@ def trace(
         _warm_kernels()  # as early as possible: it overlaps the DuckDB queries below
     currency = str(chains[chain]["native_asset"])
     addresses, txids, outputs = _parse_seeds(seeds)
+    if stop_categories is None:
+        stop_categories = default_stop_categories(ledger, chain, follow_conversions=follow_conversions and not backward)
     seed_list = [*addresses, *txids, *(f"{t}:{n}" for t, n in outputs)]
     ctx = _Ctx(ledger, chain, currency, backward, model, hops if hops is not None else 1 << 29,
                _ts(since), _ts(until), min_value, max_fanout or 0,
@@ -273,6 +277,26 @@ def trace(
     res.seeds = seed_list
     _annotate_endpoints(ctx, res)
     return res
+
+
+def default_stop_categories(ledger: Ledger, chain: str, *, follow_conversions: bool = True) -> tuple[str, ...]:
+    """The service categories where a trace of ``chain`` stops by default.
+
+    :data:`STOP_CATEGORIES`, less ``defi_dex`` when conversions are followed and the chain
+    has decoded swaps (``flows.swaps``): a DEX router or pair custodies nothing and is the
+    recipient of the swaps it routes (the router of a token -> ETH swap receives the WETH
+    it unwraps), so stopping there would end every swap that the conversions follow.
+    Without decoded swaps a DEX contract stays a stop: value sent to it is a trade whose
+    output the trace cannot see.
+    """
+    from ..tags.store import table_exists
+    from .conversions import SCHEMA
+
+    if follow_conversions and ledger.family(chain) != "bitcoin" and table_exists(ledger, SCHEMA, "swaps"):
+        row = ledger.con.execute(f'SELECT count(*) FROM "{SCHEMA}".swaps WHERE chain = ? LIMIT 1', [chain]).fetchone()
+        if row and row[0]:
+            return tuple(c for c in STOP_CATEGORIES if c != "defi_dex")
+    return STOP_CATEGORIES
 
 
 @dataclasses.dataclass
@@ -940,6 +964,7 @@ def _account_conversions(ctx: _Ctx, legs: dict[str, Any], names: dict[int, Any])
             bridges.append({"row": r, "edge": b})
     # Merge the virtual legs into time order (an added leg sits next to its swap's other leg).
     keys = np.concatenate([2 * np.arange(n_orig, dtype=np.int64), np.array([v["key"] for v in virtual], dtype=np.int64)])
+    _order_funds_first(ctx, legs, names, keys, by_tx, virtual, swaps)
     order = np.argsort(keys, kind="stable")
     where = np.empty_like(order)
     where[order] = np.arange(order.shape[0])
@@ -967,6 +992,49 @@ def _account_conversions(ctx: _Ctx, legs: dict[str, Any], names: dict[int, Any])
         br["row"] = pos(br["row"])
     out["swaps"], out["bridges"] = swaps, bridges
     return out
+
+
+def _order_funds_first(ctx: _Ctx, legs: dict[str, Any], names: dict[int, Any], keys: np.ndarray,
+                       by_tx: dict[str, list[tuple[int, str, str | None, str | None, int]]],
+                       virtual: list[dict[str, Any]], swaps: list[dict[str, Any]]) -> None:  # fmt: skip
+    """Reorder, in ``keys``, the legs of the conversion transactions funds first
+    (:mod:`.leg_order`): a router's WETH burn after the WETH reaches it, a swap's output
+    after its input.
+
+    Only these transactions: the kernel runs each asset on its own (assets are linked by
+    conversions only, settled by reruns), and within one asset every other transaction's
+    legs come from one recorded stream (native legs: the top-level transfer, then the
+    traces in call order; token legs: the logs in log order), whose order is execution
+    order. Legs of unrecorded position (the added wrapped-native legs) exist only here.
+    """
+    from .leg_order import UNKNOWN_STREAM, funds_first_keys
+
+    n_orig = legs["src"].shape[0]
+    native = {k for k, v in names.items() if v is None or v in ("native", ctx.currency)}
+    tx_id = {t: i for i, t in enumerate(by_tx)}
+    rows = np.array([c[0] for t in by_tx.values() for c in t], dtype=np.int64)
+    if rows.shape[0] + len(virtual) < 2:
+        return
+    r_tx = np.array([tx_id[t] for t, cs in by_tx.items() for _ in cs], dtype=np.int64)
+    v_tx = np.array([tx_id.get(v["tx"], len(tx_id) + k) for k, v in enumerate(virtual)], dtype=np.int64)
+    r_asset = np.asarray(legs["asset_id"][rows], dtype=np.int64)
+    # streams: 0 native legs (top-level, then traces in call order), 1 token logs; added legs unknown
+    r_stream = np.where(np.isin(r_asset, np.array(sorted(native), dtype=np.int64)), 0, 1).astype(np.int64)
+    local = {int(r): i for i, r in enumerate(rows.tolist())}
+
+    def loc(ref: int) -> int:
+        return local.get(ref, -1) if ref >= 0 else rows.shape[0] + (-ref - 1)
+
+    pairs = [(loc(sw["in_row"]), loc(sw["out_row"])) for sw in swaps]
+    before = np.array([p for p in pairs if p[0] >= 0 and p[1] >= 0], dtype=np.int64).reshape(-1, 2)
+    members = np.concatenate([rows, n_orig + np.arange(len(virtual), dtype=np.int64)])
+    new = funds_first_keys(
+        np.concatenate([r_tx, v_tx]), keys[members],
+        np.concatenate([np.asarray(legs["src"][rows], dtype=np.int64), np.array([v["src"] for v in virtual], dtype=np.int64)]),
+        np.concatenate([np.asarray(legs["dst"][rows], dtype=np.int64), np.array([v["dst"] for v in virtual], dtype=np.int64)]),
+        np.concatenate([r_asset, np.array([v["asset_id"] for v in virtual], dtype=np.int64)]),
+        np.concatenate([r_stream, np.full(len(virtual), UNKNOWN_STREAM, dtype=np.int64)]), before)  # fmt: skip
+    keys[members] = new
 
 
 def _follow_bridges(ctx: _Ctx, res: TraceResult, bridges: list[dict[str, Any]]) -> None:
