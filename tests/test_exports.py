@@ -13,6 +13,7 @@ from stix2patterns.validator import run_validator
 from typer.testing import CliRunner
 
 from chainsleuth.cli.main import app
+from chainsleuth.errors import ChainsleuthError
 from chainsleuth.incidents import (
     IncidentFilter,
     import_incident_seeds,
@@ -99,3 +100,9 @@ def test_cli_export(db: Path, tmp_path: Path) -> None:
     assert out.exit_code == 0 and len(lines) > 200 and all(model.get_proxy(x).schema.name for x in lines)
     out = run.invoke(app, ["--db", str(db), "incidents", "export", "--format", "misp", str(ftm_file)])
     assert out.exit_code != 0 and "unknown --format" in str(out.exception)
+
+
+def test_cli_export_unwritable_output(db: Path, tmp_path: Path) -> None:
+    out = CliRunner().invoke(app, ["--db", str(db), "incidents", "export", str(tmp_path / "no" / "dir" / "b.json")])
+    assert out.exit_code != 0 and isinstance(out.exception, ChainsleuthError), out.output
+    assert "cannot write" in str(out.exception)

@@ -8,7 +8,7 @@ no row for 2015-08-09."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from chainsleuth.cli.main import app
 from chainsleuth.entities.synthetic import Tx, write_utxo_blocks
 from chainsleuth.flows.exposure import build_exposure
-from chainsleuth.prices import DEFAULT_FILES, import_prices
+from chainsleuth.prices import DEFAULT_FILES, import_prices, usd_value
 from chainsleuth.prices.exposure_usd import exposure_usd_of
 from chainsleuth.store import Ledger
 from chainsleuth.tags import import_tags
@@ -186,3 +186,32 @@ def test_cli_entity_gets_today_only(btc: Path) -> None:
     r = _row(json.loads(out.output), "in", "stolen_funds")
     assert (r["direct_value"], r["usd"]["direct_usd_latest"], r["usd"]["flag_at_time"]) == ("250000", "284.250275", "not_computed")
     assert r["usd"]["direct_usd_at_time"] is None
+
+
+def test_wei_precise_usd_is_exact_and_plain(tmp_path: Path, shared_data: Path) -> None:
+    """A -> U a wei-precise 1,234,567.891234567891234567 ETH on 2025-02-21 and 1 wei on
+    2026-01-05: the sum at the time has 34 significant digits (Decimal's default context
+    keeps 28) and 1 wei's USD is written without exponent form."""
+    big = 1_234_567_891_234_567_891_234_567
+    with Ledger(tmp_path / "w.duckdb") as led:
+        for f in DEFAULT_FILES:
+            import_prices(led, shared_data / f)
+        led.ensure_chain("eth", "ethereum", network="anvil")
+        for b, ts, value in ((1, _ts(2025, 2, 21), big), (2, _ts(2026, 1, 5), 1)):
+            led.write_batch("eth", {
+                "blocks": {"number": [b], "hash": [f"b{b}"], "timestamp": [ts]},
+                "transactions": {"hash": [f"t{b}"], "block_number": [b], "block_hash": [f"b{b}"],
+                                 "transaction_index": [0], "from_address": [A], "to_address": [U],
+                                 "value": [value], "block_timestamp": [ts]},
+            }, (b, b))  # fmt: skip
+        _tags(led, tmp_path, [(A, "ETH", "sanction")])
+        build_exposure(led, "eth", hops=1)
+        doc = exposure_usd_of(led, "eth", U)
+        one_wei = usd_value(led, "ETH", 1, None, date(2026, 1, 5)).to_json()
+    # by hand: big * 2741.593363 / 10**18 + 1 * 3139.057042 / 10**18
+    then = big * 2_741_593_363 + 3_139_057_042  # in 10**-24 USD
+    latest = (big + 1) * 3_139_057_042  # in 10**-24 USD
+    u = _row(doc, "in", "sanctions", "ETH")["usd"]
+    assert u["direct_usd_at_time"] == f"{then // 10**24}.{then % 10**24:024d}".rstrip("0")
+    assert u["direct_usd_latest"] == f"{latest // 10**24}.{latest % 10**24:024d}".rstrip("0")
+    assert one_wei["usd"] == "0.000000000000003139057042"

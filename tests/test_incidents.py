@@ -128,6 +128,7 @@ BAD_ROWS = [
     ("2025-13-40", "1000", "exchange", "official", "field 'date'"),
     ("2025-01-02", "-5", "exchange", "official", "field 'amount_usd': negative"),
     ("2025-01-02", "12.5", "exchange", "official", "field 'amount_usd': not a whole number"),
+    ("2025-01-02", '"1,5"', "exchange", "official", "field 'amount_usd': not a whole number"),  # decimal comma
     ("2025-01-02", "100", "casino", "official", "field 'victim_type': unknown victim type 'casino'"),
     ("2025-01-02", "100", "exchange", "rumour", "field 'attribution_confidence'"),
 ]
@@ -293,3 +294,25 @@ def test_trace_incident_account_chain_with_usd(loaded: Path, shared_data: Path) 
     # the seed's own remainder has no traced edge into it: no time, so no value at the time (never 0)
     assert held[RONIN_EXPLOITER]["usd_at_time"] is None and held[RONIN_EXPLOITER]["flag"] == "no_time"
     assert held[RONIN_EXPLOITER]["usd_latest"] == "3139.057042"
+
+
+def test_cli_import_validates_seeds_before_writing_the_registry(tmp_path: Path, registry_csv: Path,
+                                                                  seeds_csv: Path) -> None:  # fmt: skip
+    """A missing or bad seed file leaves the ledger without the registry rows too."""
+    run = CliRunner()
+    db = tmp_path / "half.duckdb"
+    bad = tmp_path / "seeds.csv"
+    lines = seeds_csv.read_text(encoding="utf-8").splitlines(keepends=True)
+    bad.write_text("".join([*lines[:3], "Bybit,2025-02-21,ZZZ,0xabc,attacker,x\n", *lines[3:]]), encoding="utf-8")
+    for seeds, message in [(tmp_path / "missing.csv", "no such file"), (bad, "seeds.csv:4: field 'chain'")]:
+        out = run.invoke(app, ["--db", str(db), "incidents", "import", str(registry_csv), "--seeds", str(seeds)])
+        assert out.exit_code != 0 and isinstance(out.exception, ChainsleuthError), out.output
+        assert message in str(out.exception)
+        with Ledger(db) as led:
+            assert list_incidents(led) == []
+    # the same seeds map against the registry rows of this import (nothing stored before)
+    out = run.invoke(app, ["--db", str(db), "incidents", "import", str(registry_csv), "--seeds", str(seeds_csv)])
+    assert out.exit_code == 0, out.output
+    with Ledger(db) as led:
+        assert len(list_incidents(led)) == 54
+        assert led.con.execute("SELECT count(*) FROM incidents.incident_seeds").fetchone() == (223,)

@@ -168,3 +168,28 @@ def test_cli_trace_usd_csv(priced: Path) -> None:
     assert all(r["usd_at_time"] == "" for r in rows if r["section"] == "edge")
     plain = CliRunner().invoke(app, ["--db", str(priced), "trace", "--from", "thief", "--format", "csv"])
     assert plain.output.splitlines()[0].endswith("category,labels")  # no USD columns without --usd
+
+
+def test_cli_import_all_files_or_none(tmp_path: Path, shared_data: Path) -> None:
+    """A bad second file (or a non-UTF-8 one) leaves the first series unwritten too."""
+    run = CliRunner()
+    db = tmp_path / "p.duckdb"
+    btc = shared_data / DEFAULT_FILES[0]
+    bad = tmp_path / "eth-usd-max.csv"
+    bad.write_text("date,close_price\n2020-01-01 00:00:00 UTC,130.5\n2020-01-02 00:00:00 UTC,n/a\n")
+    binary = tmp_path / "bin" / "eth-usd-max.csv"
+    binary.parent.mkdir()
+    binary.write_bytes(b"date,close_price\n\xff\xfe\x00")
+    for second, message in [(bad, "eth-usd-max.csv:3: field 'close_price'"), (binary, "cannot read"),
+                            (tmp_path / "eth-usd-max.csv.gone", "no such file")]:  # fmt: skip
+        out = run.invoke(app, ["--db", str(db), "prices", "import", str(btc), str(second)])
+        assert out.exit_code != 0 and isinstance(out.exception, ChainsleuthError), out.output
+        assert message in str(out.exception)
+        with Ledger(db) as led:
+            assert usd_value(led, "BTC", 10**8, None, date(2017, 12, 17)).flag == "no_price"
+    out = run.invoke(app, ["--db", str(db), "prices", "show", "BTC", "--amount", "-5"])
+    assert out.exit_code != 0 and "--amount must be a non-negative" in str(out.exception)
+    out = run.invoke(app, ["--db", str(db), "prices", "import", str(btc)])
+    assert out.exit_code == 0, out.output
+    with Ledger(db) as led:
+        assert usd_value(led, "BTC", 10**8, None, date(2017, 12, 17)).usd == Decimal("19378.99")

@@ -72,6 +72,8 @@ def test_sankey_by_address_and_timeline(tmp_path: Path) -> None:
     tl = trace_timeline(r)
     assert sum(len(t.x) for t in tl.data) == len(r.edges) == 10
     assert {y for t in tl.data for y in t.y} == {"peel", "intermediary", "consolidation", "exchange", "holding"}
+    # several results (e.g. one per seed chain) are drawn as one flow
+    assert sankey_links([r, r])[("consolidation", "exchange", "BTC")] == 2 * 4000
     with pytest.raises(ValueError, match="unknown grouping"):
         trace_sankey(r, by="colour")
 

@@ -166,9 +166,13 @@ def test_cli_formats(registry_db: Path, tmp_path: Path) -> None:
     out = run.invoke(app, [*base, "--format", "csv"])
     rows = list(csv.DictReader(io.StringIO(out.output)))
     assert len(rows) == 8 and {r["incident_id"]: r["amount_usd"] for r in rows}["DPRK-2017-06"] == ""
+    # dates as precise as the registry: Bithumb 2017 is dated to the month only ("2017-06")
+    dates = {r["incident_id"]: r["date"] for r in rows}
+    assert (dates["DPRK-2017-02"], dates["DPRK-2017-01"]) == ("2017-06", "2017-04-22")
     page = tmp_path / "r.html"
     out = run.invoke(app, [*base, "--format", "html", "-o", str(page)])
     assert out.exit_code == 0, out.output
+    assert "(8 incidents, $843,390,000, 2 without an amount)" in " ".join(out.output.split())
     html = page.read_text()
     assert html.count('class="plotly-graph-div"') == 4 and not re.search(r"<script[^>]+src=", html)
     assert "571,000,000" in html and "https://www.computing.co.uk/news/3072600" in html
@@ -178,9 +182,10 @@ def test_cli_formats(registry_db: Path, tmp_path: Path) -> None:
     out = run.invoke(app, [*base, "--format", "pdf", "-o", str(pdf)])
     assert out.exit_code == 0, out.output
     assert pdf.read_bytes().startswith(b"%PDF")
-    if shutil.which("pdftoppm"):
-        subprocess.run(["pdftoppm", "-png", "-r", "30", str(pdf), str(tmp_path / "page")], check=True)
-        assert len(list(tmp_path.glob("page-*.png"))) >= 3
+    if shutil.which("pdftoppm") is None:  # last: everything above has run
+        pytest.skip("pdftoppm (poppler-utils) not installed: the PDF was not rendered to PNG pages")
+    subprocess.run(["pdftoppm", "-png", "-r", "30", str(pdf), str(tmp_path / "page")], check=True)
+    assert len(list(tmp_path.glob("page-*.png"))) >= 3
 
 
 def test_cli_bad_input(tmp_path: Path) -> None:
@@ -194,6 +199,7 @@ def test_cli_bad_input(tmp_path: Path) -> None:
         (["--format", "pdf"], "needs --output"),
         ([], "registry is empty"),
         (["--format", "xml"], "unknown --format 'xml'"),
+        (["--country", "FRA"], "not an ISO-3166 alpha-2 code"),
     ]:
         out = run.invoke(app, ["--db", str(db), "report", "incidents", *args])
         assert out.exit_code != 0 and isinstance(out.exception, ConfigError), (args, out.output)
@@ -215,3 +221,14 @@ def test_bar_labels_match_the_caption() -> None:
     many = [{"key": str(k), "count": k, "unvalued": 0, "total_usd": k * 1000} for k in range(1, 13)]
     fig = _group_chart(many, "By country").figure
     assert fig is not None and list(fig.data[0].text)[:2] == ["(1)", "(2)"]
+
+
+def test_chain_filter_takes_the_currency_code(registry_db: Path) -> None:
+    """22 registry rows name bitcoin among their chains, $1,590,410,000 in all (counted in the CSV);
+    ``--chain BTC`` (the seed files' code, and the ledger's usual chain name) selects the same."""
+    for chain in ("BTC", "bitcoin", "Bitcoin"):
+        out = CliRunner().invoke(app, ["--db", str(registry_db), "report", "incidents", "--chain", chain,
+                                       "--format", "json"])  # fmt: skip
+        assert out.exit_code == 0, out.output
+        doc = json.loads(out.output)
+        assert (doc["count"], doc["total_usd"], doc["filter"]["chains"]) == (22, 1_590_410_000, ["bitcoin"]), chain

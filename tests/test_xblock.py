@@ -31,12 +31,17 @@ def _h(n: int) -> str:
     ("0E-18", 0),
     ("25533.614517758401081460", 25_533_614_517_758_401_081_460),
     ("1E-18", 1),
+    # 29 significant digits: more than Decimal's default context keeps (it gave ...680)
+    ("12345678901.123456789012345678", 12_345_678_901_123_456_789_012_345_678),
+    ("1.5E+3", 1_500 * 10**18),
+    ("0E-999999999", 0),
+    ("0E+999999999", 0),
 ])  # fmt: skip
 def test_eth_to_wei_is_exact(text: str, wei: int) -> None:
     assert eth_to_wei(text) == wei
 
 
-@pytest.mark.parametrize("text", ["1E-19", "0.0000000000000000001", "-1", "abc", "NaN"])
+@pytest.mark.parametrize("text", ["1E-19", "0.0000000000000000001", "-1", "abc", "NaN", "1E+999999999", "1E-999999999", "Infinity"])
 def test_eth_to_wei_refuses_what_is_not_whole_wei(text: str) -> None:
     with pytest.raises(ConfigError):
         eth_to_wei(text)

@@ -77,6 +77,7 @@ def incident_filter(
     """The registry filter from the options shared by ``incidents list|export`` and
     ``report incidents``, each value checked (one-line errors, exit 2)."""
     from ..incidents.model import CONFIDENCES, VICTIM_TYPES, IncidentFilter
+    from ..incidents.registry import chain_name
 
     types, confs = list_option(victim_type), list_option(confidence)
     for v in types:
@@ -87,7 +88,10 @@ def incident_filter(
             raise ConfigError(f"unknown --confidence {c!r}; allowed: {', '.join(CONFIDENCES)}")
     filt = IncidentFilter(since=date_option(since, "--since"), until=date_option(until, "--until"), actor=actor,
                           victim_types=types, countries=tuple(c.upper() for c in list_option(country)),
-                          chains=tuple(c.lower() for c in list_option(chain)), confidences=confs)  # fmt: skip
+                          chains=tuple(chain_name(c) for c in list_option(chain)), confidences=confs)  # fmt: skip
+    for c in filt.countries:
+        if len(c) != 2 or not c.isascii() or not c.isalpha():
+            raise ConfigError(f"--country {c!r}: not an ISO-3166 alpha-2 code (e.g. KR, JP)")
     if filt.since and filt.until and filt.since > filt.until:
         raise ConfigError(f"--since {filt.since} is after --until {filt.until}")
     return filt

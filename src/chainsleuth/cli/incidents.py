@@ -38,18 +38,18 @@ def import_cmd(
         help="Seed-address CSV (default: $CHAINSLEUTH_DATA/dprk_hacks/dprk_hack_seed_addresses.csv).")] = None,
     no_seeds: Annotated[bool, typer.Option("--no-seeds", help="Import the incidents only.")] = False,
 ) -> None:
-    """Load the sourced incident registry, then its seed addresses (stored and tagged)."""
-    from ..incidents.importers import import_incident_seeds, import_incidents
+    """Load the sourced incident registry, then its seed addresses (stored and tagged).
+    Both files are validated before either is written."""
+    from ..incidents.importers import import_registry
 
     reg = path or _default("dprk_incidents/dprk_incidents.csv")
+    sp = None if no_seeds else seeds or _default("dprk_hacks/dprk_hack_seed_addresses.csv")
     with Ledger(state(ctx).db) as ledger:
-        res = import_incidents(ledger, reg)
-        console.print(f"imported {res.incidents} incidents from {reg} ({res.replaced} replaced)", markup=False)
-        if not no_seeds:
-            sp = seeds or _default("dprk_hacks/dprk_hack_seed_addresses.csv")
-            sres = import_incident_seeds(ledger, sp)
-            per = ", ".join(f"{k}: {v}" for k, v in sorted(sres.per_incident.items()))
-            console.print(f"imported {sres.seeds} seed addresses ({sres.tags} tags) from {sp}: {per}", markup=False)
+        res, sres = import_registry(ledger, reg, sp)
+    console.print(f"imported {res.incidents} incidents from {reg} ({res.replaced} replaced)", markup=False)
+    if sres is not None:
+        per = ", ".join(f"{k}: {v}" for k, v in sorted(sres.per_incident.items()))
+        console.print(f"imported {sres.seeds} seed addresses ({sres.tags} tags) from {sp}: {per}", markup=False)
 
 
 def incident_json(inc: Any) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def list_cmd(
     actor: Annotated[str | None, typer.Option(help="Actor id or any alias; sub-actors included.")] = None,
     victim_type: Annotated[list[str] | None, typer.Option("--victim-type", help="exchange, bridge, bank, ... (repeatable or comma list).")] = None,
     country: Annotated[list[str] | None, typer.Option(help="ISO country code (repeatable).")] = None,
-    chain: Annotated[list[str] | None, typer.Option(help="Chain name as in the registry, e.g. ethereum (repeatable).")] = None,
+    chain: Annotated[list[str] | None, typer.Option(help="Chain named by the registry (e.g. ethereum) or its currency code (ETH); repeatable.")] = None,
     confidence: Annotated[list[str] | None, typer.Option(help="official, industry, contested (repeatable).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
 ) -> None:
@@ -230,12 +230,14 @@ def export_cmd(
         sanctioned = sanctioned_addresses(ledger) if fmt == "ftm" else {}
     if fmt == "stix":
         bundle = export_stix(incidents, actors)
-        output.write_text(bundle.serialize(pretty=True) + "\n")
-        n = len(bundle.objects)
+        text, n = bundle.serialize(pretty=True) + "\n", len(bundle.objects)
     else:
         entities = export_ftm(incidents, actors, sanctioned=sanctioned)
-        output.write_text("".join(json.dumps(e.to_dict(), sort_keys=True) + "\n" for e in entities))
-        n = len(entities)
+        text, n = "".join(json.dumps(e.to_dict(), sort_keys=True) + "\n" for e in entities), len(entities)
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {output}: {exc}") from None
     err_console.print(f"wrote {n} {fmt} objects for {len(incidents)} incident(s) to {output}", markup=False)
 
 

@@ -23,7 +23,7 @@ def import_cmd(
         help="Price files (default: the BTC and ETH daily series in $CHAINSLEUTH_DATA).")] = None,
 ) -> None:
     """Load daily price series; re-importing a source replaces its rows."""
-    from ..prices import DEFAULT_FILES, import_prices
+    from ..prices import DEFAULT_FILES, import_price_files
 
     files = list(paths or [])
     if not files:
@@ -32,10 +32,10 @@ def import_cmd(
             raise ConfigError("no data folder: pass the files, or set CHAINSLEUTH_DATA to the shared data folder")
         files = [d / f for f in DEFAULT_FILES]
     with Ledger(state(ctx).db) as ledger:
-        for f in files:
-            r = import_prices(ledger, f)
-            console.print(f"{r.asset}: {r.rows:,} daily prices {r.first_day} .. {r.last_day} from {r.source}",
-                          markup=False)  # fmt: skip
+        done = import_price_files(ledger, [(f, None) for f in files])
+    for r in done:
+        console.print(f"{r.asset}: {r.rows:,} daily prices {r.first_day} .. {r.last_day} from {r.source}",
+                      markup=False)  # fmt: skip
 
 
 @prices_app.command("show")
@@ -47,8 +47,11 @@ def show_cmd(
 ) -> None:
     """Without an asset: the loaded series. With one: its price (and an amount's value) on a day."""
     from ..prices import price_imports, usd_value
+    from ..prices.valuation import usd_text
 
     day = date_option(on, "--date")
+    if amount is not None and amount < 0:
+        raise ConfigError(f"--amount must be a non-negative number of base units, not {amount}")
     with Ledger(state(ctx).db) as ledger:
         if asset is None:
             t = Table("asset", "source", "days", "first", "last", "file")
@@ -58,10 +61,10 @@ def show_cmd(
             console.print(t, markup=False)
             return
         v = usd_value(ledger, asset, amount if amount is not None else 0, None, day)
-    price = "no price" if v.price is None else f"{v.price} USD"
+    price = "no price" if v.price is None else f"{usd_text(v.price)} USD"
     console.print(f"{asset} on {v.price_day or 'latest'}: {price} ({v.flag}; {v.source or 'no source'})", markup=False)
     if amount is not None:
-        console.print(f"{amount} base units = {'no price' if v.usd is None else f'{v.usd} USD'}", markup=False)
+        console.print(f"{amount} base units = {'no price' if v.usd is None else f'{usd_text(v.usd)} USD'}", markup=False)
 
 
 def register(app: typer.Typer) -> None:

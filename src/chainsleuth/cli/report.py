@@ -31,7 +31,7 @@ def incidents_cmd(
     victim_type: Annotated[list[str] | None, typer.Option(
         "--victim-type", help="exchange, bridge, wallet, bank, defi, gambling, payment_processor, other (repeatable or comma list).")] = None,
     country: Annotated[list[str] | None, typer.Option(help="ISO-3166 alpha-2 country (repeatable).")] = None,
-    chain: Annotated[list[str] | None, typer.Option(help="Chain named by the registry, e.g. ethereum (repeatable).")] = None,
+    chain: Annotated[list[str] | None, typer.Option(help="Chain named by the registry (e.g. ethereum) or its currency code (ETH); repeatable.")] = None,
     confidence: Annotated[list[str] | None, typer.Option(help="official, industry, contested (repeatable).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="html, pdf, json or csv.")] = "html",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here (needed for pdf).")] = None,
@@ -55,7 +55,8 @@ def incidents_cmd(
     with Ledger(state(ctx).db) as ledger:
         doc = incidents_report(ledger, filt)
     text = write_report(doc, fmt, output, html=incidents_html, csv_text=incidents_csv)
-    _emit(text, output, f"{fmt} report ({doc['count']} incidents, ${doc['total_usd']:,})")
+    unvalued = f", {len(doc['unvalued'])} without an amount" if doc["unvalued"] else ""
+    _emit(text, output, f"{fmt} report ({doc['count']} incidents, ${doc['total_usd']:,}{unvalued})")
 
 
 @report_app.command("incident")

@@ -4,7 +4,7 @@
 ``chainsleuth.incidents.exports`` (STIX 2.1, FollowTheMoney) are imported on use.
 """
 
-from .importers import import_incident_seeds, import_incidents
+from .importers import import_incident_seeds, import_incidents, import_registry
 from .model import Incident, IncidentFilter, IncidentTrace
 from .registry import (
     ImportResult,
@@ -25,6 +25,7 @@ __all__ = [
     "get_incident",
     "import_incident_seeds",
     "import_incidents",
+    "import_registry",
     "incident_seeds",
     "incident_traces",
     "list_incidents",

@@ -8,8 +8,9 @@ transaction (seeds: one for the registry rows, one for their tags).
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, InputFileError
 from ..store import Ledger
@@ -26,6 +27,9 @@ from .registry import (
     validate,
     write_incidents,
 )
+
+if TYPE_CHECKING:
+    from ..tags.importers import TagColumns
 
 INCIDENT_COLUMNS = (
     "incident_id", "date", "victim", "victim_type", "country", "amount_usd", "assets", "chains",
@@ -87,7 +91,24 @@ def parse_incidents(path: Path) -> list[Incident]:
 def import_incidents(ledger: Ledger, path: str | Path) -> ImportResult:
     """Load a registry CSV (the ``dprk_incidents.csv`` format); re-import replaces by incident_id."""
     p = Path(path)
+    return _write_registry(ledger, p, parse_incidents(p))
+
+
+def import_registry(ledger: Ledger, path: str | Path, seeds: str | Path | None) -> tuple[ImportResult, ImportResult | None]:
+    """The registry CSV and (unless ``seeds`` is None) its seed CSV, both read and validated
+    before either is written: a bad seed row leaves the registry as it was too. The seeds
+    are mapped against the registry as it will be (stored incidents, replaced by the new rows)."""
+    p = Path(path)
     incidents = parse_incidents(p)
+    parsed = None
+    if seeds is not None:
+        merged = {i.incident_id: i for i in list_incidents(ledger)} | {i.incident_id: i for i in incidents}
+        parsed = parse_incident_seeds(seeds, list(merged.values()))
+    result = _write_registry(ledger, p, incidents)
+    return result, (_write_seeds(ledger, parsed) if parsed is not None else None)
+
+
+def _write_registry(ledger: Ledger, p: Path, incidents: list[Incident]) -> ImportResult:
     ensure_schema(ledger)
     ids = [i.incident_id for i in incidents]
     ph = ",".join("?" * len(ids))
@@ -129,15 +150,29 @@ def import_incident_seeds(ledger: Ledger, path: str | Path) -> ImportResult:
     ``incidents.incident_seeds`` and written as tags (the ``dprk-seeds`` source: attacker
     -> ``service_hack``, cash-out/laundering -> ``money_laundering``, victim -> ``victim``)
     with the incident id in the tag context. Re-import replaces both."""
+    return _write_seeds(ledger, parse_incident_seeds(path, list_incidents(ledger)))
+
+
+@dataclass
+class ParsedSeeds:
+    """A validated seed CSV: its incident_seeds rows and its dprk-seeds tag rows."""
+
+    path: Path
+    seeds: list[list[Any]]
+    tags: TagColumns
+    warnings: list[str]
+
+
+def parse_incident_seeds(path: str | Path, incidents: list[Incident]) -> ParsedSeeds:
+    """Read and validate a seed CSV against ``incidents`` (nothing written);
+    InputFileError (file, line, field) on the first bad row."""
     from ..tags.importers import _import_dprk_seeds
     from ..tags.normalize import normalize_address
-    from ..tags.store import write_import
 
     p = Path(path)
     f = p / "dprk_hack_seed_addresses.csv" if p.is_dir() else p
     rows = _rows(f)
     _check_header(f, rows, SEED_COLUMNS[:5])
-    incidents = list_incidents(ledger)
     if not incidents:
         raise ConfigError("the incident registry is empty: import the incidents first (chainsleuth incidents import)")
     seeds: list[list[Any]] = []
@@ -166,6 +201,13 @@ def import_incident_seeds(ledger: Ledger, path: str | Path) -> ImportResult:
     tags, warnings = _import_dprk_seeds(f)
     for ctx, seed in zip(tags.cols["context"], seeds, strict=True):
         ctx["incident_id"] = seed[0]
+    return ParsedSeeds(f, seeds, tags, list(warnings))
+
+
+def _write_seeds(ledger: Ledger, parsed: ParsedSeeds) -> ImportResult:
+    from ..tags.store import write_import
+
+    f, seeds, tags, warnings = parsed.path, parsed.seeds, parsed.tags, parsed.warnings
     ensure_schema(ledger)
     con = ledger.con
     mine = f"{f.name}:%"

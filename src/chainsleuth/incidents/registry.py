@@ -65,6 +65,13 @@ CURRENCY_CHAIN = {
 TRACE_ROLES = ("attacker", "cash-out")
 
 
+def chain_name(text: str) -> str:
+    """A chain as the registry names it: ``bitcoin`` from ``Bitcoin``, ``BTC`` or ``btc``
+    (the currency codes of :data:`CURRENCY_CHAIN`)."""
+    t = text.strip()
+    return CURRENCY_CHAIN.get(t.upper(), t.lower())
+
+
 def ensure_schema(ledger: Ledger) -> None:
     for stmt in DDL:
         ledger.con.execute(stmt)
@@ -107,14 +114,15 @@ def parse_date(text: str) -> tuple[date, str]:
 
 def parse_amount(text: str) -> int | None:
     """Whole US dollars (digits only, optional thousands commas); empty -> None."""
-    t = text.strip().replace(",", "").replace("_", "")
+    t = text.strip().replace("_", "")
     if not t:
         return None
     if t.startswith("-"):
         raise FieldProblem("amount_usd", f"negative amount: {text!r}")
-    if not t.isdigit():
+    # commas only as thousands separators: "1,5" (a decimal comma) is not read as 15
+    if not re.fullmatch(r"\d+|\d{1,3}(,\d{3})+", t) or not t.isascii():
         raise FieldProblem("amount_usd", f"not a whole number of dollars: {text!r}")
-    return int(t)
+    return int(t.replace(",", ""))
 
 
 def validate(incident: Incident) -> Incident:
@@ -302,7 +310,7 @@ def list_incidents(ledger: Ledger, filt: IncidentFilter | None = None) -> list[I
         params += [c.upper() for c in f.countries]
     if f.chains:
         where.append(f"list_has_any(chains, [{','.join('?' * len(f.chains))}]::VARCHAR[])")
-        params += [c.lower() for c in f.chains]
+        params += [chain_name(c) for c in f.chains]
     if f.actor:
         ids = actor_filter_ids(ledger, f.actor)
         where.append(f"incident_id IN (SELECT incident_id FROM {SCHEMA}.incident_actors "

@@ -79,10 +79,22 @@ def eth_to_wei(text: str, where: str = "Value") -> int:
         raise ConfigError(f"{where}: not a number: {text!r}") from None
     if not d.is_finite() or d < 0:
         raise ConfigError(f"{where}: not a non-negative amount: {text!r}")
-    wei = d.scaleb(18)
-    if wei != wei.to_integral_value():
+    # integer arithmetic on the digits: Decimal operations round to the context's 28 digits
+    _, digits, exponent = d.as_tuple()
+    assert isinstance(exponent, int)  # finite
+    units = int("".join(map(str, digits)))
+    shift = exponent + 18
+    if units and len(digits) + shift > 78:  # beyond any uint256 (and no 10**huge below)
+        raise ConfigError(f"{where}: {text!r} ETH is too large (10**78 wei or more)")
+    if not units:
+        return 0
+    if shift >= 0:
+        return units * 10**shift
+    # units < 10**len(digits): a larger divisor always leaves a fraction of a wei
+    wei, rest = divmod(units, 10 ** min(-shift, len(digits) + 1))
+    if rest:
         raise ConfigError(f"{where}: {text!r} ETH is not a whole number of wei")
-    return int(wei)
+    return wei
 
 
 def dataset_dir(data: Path) -> Path:

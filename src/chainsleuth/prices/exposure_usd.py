@@ -28,13 +28,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 from ..errors import ConfigError
 from ..flows.exposure import SCHEMA, entity_exposure_of, exposure_of
 from ..store import Ledger
-from .valuation import UsdValue, usd_value, value_now
+from .valuation import UsdValue, usd_text, usd_value, value_now
 
 MAX_LISTED_DAYS = 20  # unpriced days listed per row; the count is always given
 
@@ -94,10 +94,6 @@ def direct_transfers_by_day(ledger: Ledger, chain: str, address: str) -> DirectB
     return dict(out)
 
 
-def _s(d: Decimal | None) -> str | None:
-    return None if d is None else str(d)
-
-
 def _latest(ledger: Ledger, asset: str, values: dict[str, int], cache: dict[str, UsdValue]) -> dict[str, Any]:
     """``{name}_usd_latest`` for each value, plus the price, its day, source and flag."""
     if asset not in cache:
@@ -105,8 +101,8 @@ def _latest(ledger: Ledger, asset: str, values: dict[str, int], cache: dict[str,
     unit = cache[asset]
     out: dict[str, Any] = {}
     for name, v in values.items():
-        out[f"{name}_usd_latest"] = _s(value_now(ledger, asset, int(v)).usd)
-    out.update(price_latest=_s(unit.price), price_day_latest=unit.price_day.isoformat() if unit.price_day else None,
+        out[f"{name}_usd_latest"] = usd_text(value_now(ledger, asset, int(v)).usd)
+    out.update(price_latest=usd_text(unit.price), price_day_latest=unit.price_day.isoformat() if unit.price_day else None,
                source_latest=unit.source, flag_latest=unit.flag)  # fmt: skip
     return out
 
@@ -134,7 +130,9 @@ def _at_time(ledger: Ledger, asset: str, direct_value: int, by_day: dict[date, i
             unpriced.append(day)
             unpriced_value += by_day[day]
             continue
-        total += v.usd
+        with localcontext() as ctx:
+            ctx.prec = 200  # exact: a wei amount's USD has ~40 significant digits, the default keeps 28
+            total += v.usd
         flags.add(v.flag)
         if v.source:
             sources.add(v.source)
@@ -145,7 +143,7 @@ def _at_time(ledger: Ledger, asset: str, direct_value: int, by_day: dict[date, i
     if unpriced:
         out["flag_at_time"] = "no_price"  # a partial sum would read as the whole: not given
     else:
-        out["direct_usd_at_time"] = str(total)
+        out["direct_usd_at_time"] = usd_text(total)
         out["flag_at_time"] = flags.pop() if len(flags) == 1 else "mixed"
     return out
 

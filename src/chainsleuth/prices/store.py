@@ -19,6 +19,7 @@ import csv
 import hashlib
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -91,7 +92,10 @@ def parse_price(text: str) -> Decimal:
 
 def read_daily(path: Path, fmt: PriceFormat) -> list[tuple[date, Decimal]]:
     """(day, price) rows of one file; InputFileError naming line and field on a bad row."""
-    text = path.read_bytes().decode("utf-8-sig")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(str(path), None, f"cannot read: {exc}") from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
     if reader.fieldnames is None or not {fmt.date_column, fmt.price_column} <= {f.strip() for f in reader.fieldnames}:
         raise InputFileError(str(path), 1, f"header must name the columns {fmt.date_column} and {fmt.price_column}")
@@ -122,36 +126,46 @@ def _sha256(path: Path) -> str:
 def import_prices(ledger: Ledger, path: str | Path, fmt: PriceFormat | None = None) -> PriceImport:
     """Load one daily series (format from the file name unless given); replaces the asset's
     earlier rows from the same source, in one transaction."""
-    p = Path(path)
+    return import_price_files(ledger, [(Path(path), fmt)])[0]
+
+
+def import_price_files(ledger: Ledger, files: Sequence[tuple[Path, PriceFormat | None]]) -> list[PriceImport]:
+    """Load several daily series: every file is read and checked first, then all are
+    written in one transaction (a bad file leaves every series as it was)."""
+    series = [_read_series(Path(p), fmt) for p, fmt in files]
+    ensure_schema(ledger)
+    import pyarrow as pa
+
+    con = ledger.con
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for p, fmt, rows in series:
+            price_rows = pa.table({  # noqa: F841 - read by DuckDB's replacement scan
+                "asset": pa.array([fmt.asset] * len(rows)), "day": pa.array([d for d, _ in rows], type=pa.date32()),
+                "usd": pa.array([v for _, v in rows], type=pa.decimal128(38, 12)),
+                "source": pa.array([fmt.source] * len(rows)),
+            })  # fmt: skip
+            file_date = date.fromtimestamp(p.stat().st_mtime)
+            con.execute(f"DELETE FROM {SCHEMA}.daily WHERE asset = ? AND source = ?", [fmt.asset, fmt.source])
+            con.execute(f"DELETE FROM {SCHEMA}.imports WHERE asset = ? AND source = ?", [fmt.asset, fmt.source])
+            con.execute(f"INSERT INTO {SCHEMA}.daily SELECT asset, day, usd, source FROM price_rows")
+            con.execute(f"INSERT INTO {SCHEMA}.imports (asset, source, path, sha256, file_date, rows, first_day, last_day) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [fmt.asset, fmt.source, str(p.resolve()), _sha256(p), file_date, len(rows), rows[0][0], rows[-1][0]])  # fmt: skip
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return [PriceImport(fmt.asset, str(p), fmt.source, len(rows), rows[0][0], rows[-1][0]) for p, fmt, rows in series]
+
+
+def _read_series(p: Path, fmt: PriceFormat | None) -> tuple[Path, PriceFormat, list[tuple[date, Decimal]]]:
     if not p.is_file():
         raise ConfigError(f"{p}: no such file")
     fmt = fmt or FORMATS.get(p.name)
     if fmt is None:
         raise ConfigError(f"{p.name}: unknown price file; known: {', '.join(FORMATS)} (or pass a PriceFormat)")
-    rows = read_daily(p, fmt)
-    ensure_schema(ledger)
-    import pyarrow as pa
-
-    price_rows = pa.table({  # noqa: F841 - read by DuckDB's replacement scan
-        "asset": pa.array([fmt.asset] * len(rows)), "day": pa.array([d for d, _ in rows], type=pa.date32()),
-        "usd": pa.array([v for _, v in rows], type=pa.decimal128(38, 12)),
-        "source": pa.array([fmt.source] * len(rows)),
-    })  # fmt: skip
-    file_date = date.fromtimestamp(p.stat().st_mtime)
-    con = ledger.con
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute(f"DELETE FROM {SCHEMA}.daily WHERE asset = ? AND source = ?", [fmt.asset, fmt.source])
-        con.execute(f"DELETE FROM {SCHEMA}.imports WHERE asset = ? AND source = ?", [fmt.asset, fmt.source])
-        con.execute(f"INSERT INTO {SCHEMA}.daily SELECT asset, day, usd, source FROM price_rows")
-        con.execute(f"INSERT INTO {SCHEMA}.imports (asset, source, path, sha256, file_date, rows, first_day, last_day) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [fmt.asset, fmt.source, str(p.resolve()), _sha256(p), file_date, len(rows), rows[0][0], rows[-1][0]])  # fmt: skip
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    return PriceImport(fmt.asset, str(p), fmt.source, len(rows), rows[0][0], rows[-1][0])
+    return p, fmt, read_daily(p, fmt)
 
 
 def price_imports(ledger: Ledger) -> list[dict[str, object]]:

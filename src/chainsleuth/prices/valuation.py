@@ -58,8 +58,7 @@ class UsdValue:
     flag: str  # daily | stablecoin_par | dex_swap | no_price
 
     def to_json(self) -> dict[str, Any]:
-        return {"usd": None if self.usd is None else str(self.usd),
-                "price": None if self.price is None else str(self.price),
+        return {"usd": usd_text(self.usd), "price": usd_text(self.price),
                 "price_day": self.price_day.isoformat() if self.price_day else None,
                 "source": self.source, "flag": self.flag}  # fmt: skip
 
@@ -87,8 +86,17 @@ def daily_price(ledger: Ledger, asset: str, day: date | None) -> tuple[date, Dec
 
 
 def _clean(d: Decimal) -> Decimal:
-    """Without the table's trailing zeros (25816.130000000000 -> 25816.13), never in exponent form."""
-    return d.quantize(Decimal(1)) if d == d.to_integral_value() else d.normalize()
+    """Without the table's trailing zeros (25816.130000000000 -> 25816.13); whole numbers
+    keep their digits (1E+3 -> 1000). Write it with :func:`usd_text`."""
+    with localcontext() as ctx:
+        ctx.prec = 200  # normalize/quantize round to the context: the default 28 digits cut wei-precise values
+        return d.quantize(Decimal(1)) if d == d.to_integral_value() else d.normalize()
+
+
+def usd_text(d: Decimal | None) -> str | None:
+    """A USD amount or price as plain decimal text, never exponent form (``str`` writes
+    the value of 1 wei as ``2.741593363E-15``); None stays None (no price)."""
+    return None if d is None else format(d, "f")
 
 
 def _base_units(amount: int, price: Decimal, decimals: int) -> Decimal:
@@ -216,8 +224,8 @@ def with_usd(ledger: Ledger, result: Any, doc: dict[str, Any] | None = None) -> 
             then = usd_value(ledger, asset, int(row["value"]), None, when) if when is not None else None
             now = value_now(ledger, asset, int(row["value"]))
             out["usd"] = {
-                "usd_at_time": str(then.usd) if then and then.usd is not None else None,
-                "usd_latest": str(now.usd) if now.usd is not None else None,
+                "usd_at_time": usd_text(then.usd) if then else None,
+                "usd_latest": usd_text(now.usd),
                 "price_day_at_time": then.price_day.isoformat() if then and then.price_day else None,
                 "price_day_latest": now.price_day.isoformat() if now.price_day else None,
                 "source_at_time": then.source if then else None, "source_latest": now.source,

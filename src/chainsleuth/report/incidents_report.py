@@ -105,8 +105,9 @@ def build_report(
                       "incidents": [i.incident_id for i in contested]},
         "countries": sorted({i.country for i in incidents if i.country}),
         "without_country": [i.incident_id for i in incidents if not i.country],
-        "unvalued": [{"incident_id": i.incident_id, "date": i.date.isoformat(), "victim": i.victim,
-                      "victim_type": i.victim_type, "reason": i.notes} for i in unvalued(incidents)],
+        "unvalued": [{"incident_id": i.incident_id, "date": i.date.isoformat(), "date_precision": i.date_precision,
+                      "victim": i.victim, "victim_type": i.victim_type, "reason": i.notes}
+                     for i in unvalued(incidents)],
         "by_year": group_totals(incidents, lambda i: [str(i.date.year)], order="key"),
         "by_actor": group_totals(incidents, actor_keys),
         "by_victim_type": group_totals(incidents, lambda i: [i.victim_type]),
@@ -147,13 +148,20 @@ CSV_COLUMNS = ("incident_id", "date", "victim", "victim_type", "country", "amoun
                "attributed_to", "actors", "confidence", "attribution_source", "source_urls", "notes")  # fmt: skip
 
 
+def shown_date(row: dict[str, Any]) -> str:
+    """A JSON row's date as precise as the registry gives it: ``YYYY-MM`` for a month."""
+    return str(row["date"]) if row.get("date_precision", "day") == "day" else str(row["date"])[:7]
+
+
 def incidents_csv(doc: dict[str, Any]) -> str:
-    """One row per incident; ``amount_usd`` empty (not 0) when the registry has none."""
+    """One row per incident; ``amount_usd`` empty (not 0) when the registry has none; ``date``
+    as precise as the registry (``YYYY-MM`` for a month)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     for i in doc["incidents"]:
-        w.writerow([";".join(i[c]) if isinstance(i[c], list) else ("" if i[c] is None else i[c]) for c in CSV_COLUMNS])
+        w.writerow([shown_date(i) if c == "date" else ";".join(i[c]) if isinstance(i[c], list)
+                    else ("" if i[c] is None else i[c]) for c in CSV_COLUMNS])  # fmt: skip
     return buf.getvalue()
 
 
@@ -222,7 +230,7 @@ def incidents_sections(doc: dict[str, Any]) -> list[Section]:
                        numeric=["incidents", "without amount", "USD"]))  # fmt: skip
     s += [Heading("Largest incidents"),
           Table(["id", "date", "victim", "type", "country", "USD", "attributed to", "confidence"],
-                [[i["incident_id"], i["date"], i["victim"], i["victim_type"], i["country"], f"{i['amount_usd']:,}",
+                [[i["incident_id"], shown_date(i), i["victim"], i["victim_type"], i["country"], f"{i['amount_usd']:,}",
                   i["attributed_to"], i["confidence"]] for i in doc["largest"]], numeric=["USD"])]  # fmt: skip
     s.append(Heading("Published aggregates beside the registry"))
     if doc["published"]:
@@ -254,10 +262,10 @@ def incidents_sections(doc: dict[str, Any]) -> list[Section]:
     if doc["unvalued"]:
         s += [Heading("Incidents without a reported amount"),
               Table(["id", "date", "victim", "type", "why no amount"],
-                    [[u["incident_id"], u["date"], u["victim"], u["victim_type"], u["reason"]] for u in doc["unvalued"]])]  # fmt: skip
+                    [[u["incident_id"], shown_date(u), u["victim"], u["victim_type"], u["reason"]] for u in doc["unvalued"]])]  # fmt: skip
     s += [Heading("All incidents"),
           Table(["id", "date", "victim", "type", "country", "USD", "actors", "confidence"],
-                [[i["incident_id"], i["date"] if i["date_precision"] == "day" else i["date"][:7], i["victim"],
+                [[i["incident_id"], shown_date(i), i["victim"],
                   i["victim_type"], i["country"], "" if i["amount_usd"] is None else f"{i['amount_usd']:,}",
                   ", ".join(i["actors"]), i["confidence"]] for i in doc["incidents"]], numeric=["USD"])]  # fmt: skip
     s += [Heading("Method"), Paragraph(
