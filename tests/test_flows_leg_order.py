@@ -6,6 +6,7 @@ are computed by hand in the comments."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -203,11 +204,31 @@ def test_funds_first_keys_properties(legs: list[tuple[int, int, int, int, int]],
             ms = m & (stream == s)
             assert np.array_equal(np.argsort(got[ms]), np.argsort(key[ms]))
         # after the reorder no leg of unknown position pays out of an address before a leg
-        # into it arrives, unless the two wait for each other (a cycle)
-        for u in np.nonzero(m & (dst >= 0))[0]:
-            for v in np.nonzero(m & (src == dst[u]) & (asset == asset[u]) & (stream == UNKNOWN_STREAM))[0]:
-                if u != v and got[v] < got[u]:
-                    assert np.any(m & (src == dst[v]) & (asset == asset[v]) & (dst >= 0))
+        # into it arrives, unless the two wait for each other (a cycle); self-transfers
+        # neither bring nor need funds
+        idx = np.nonzero(m)[0]
+        pos = {int(g): i for i, g in enumerate(idx)}
+        k = idx.shape[0]
+        reach = np.eye(k, dtype=np.bool_)  # reach[i, j]: leg i must come (transitively) before leg j
+        for u in idx:
+            if dst[u] < 0 or src[u] == dst[u]:
+                continue
+            for v in idx:
+                if u != v and src[v] == dst[u] and src[v] != dst[v] and asset[v] == asset[u] and (
+                        stream[u] == UNKNOWN_STREAM or stream[u] != stream[v]):  # fmt: skip
+                    reach[pos[int(u)], pos[int(v)]] = True
+        for s in (0, 1):
+            ms = idx[stream[idx] == s]
+            ms = ms[np.argsort(key[ms])]
+            for a_, b_ in itertools.pairwise(ms):
+                reach[pos[int(a_)], pos[int(b_)]] = True
+        for _ in range(k):  # transitive closure (k <= 30)
+            reach = reach | ((reach.astype(np.int64) @ reach.astype(np.int64)) > 0)
+        for u in idx:
+            for v in idx:
+                i, j = pos[int(u)], pos[int(v)]
+                if reach[i, j] and got[v] < got[u]:
+                    assert reach[j, i], (int(u), int(v))  # only inside a cycle
     # each asset's legs in one recorded stream (no added legs): nothing moves, which is why
     # the trace orders only the transactions with conversions
     assert np.array_equal(funds_first_keys(tx, key, src, dst, asset, asset), key)

@@ -79,9 +79,11 @@ def _flagged_transactions(tx: np.ndarray, key: np.ndarray, src: np.ndarray, dst:
     return np.unique(flagged)
 
 
-def _order_one(legs: np.ndarray, key: np.ndarray, src: np.ndarray, dst: np.ndarray, asset: np.ndarray,
-               stream: np.ndarray, before: list[tuple[int, int]]) -> list[int]:  # fmt: skip
-    """A topological order of one transaction's legs (``legs`` sorted by key)."""
+def _constraints(legs: np.ndarray, src: np.ndarray, dst: np.ndarray, asset: np.ndarray,
+                 stream: np.ndarray, before: list[tuple[int, int]]) -> list[set[int]]:  # fmt: skip
+    """Successor sets over local indices (``legs`` sorted by key): recorded order within
+    each stream, funds first where the order is not recorded, and the ``before`` pairs.
+    A self-transfer (src == dst) neither brings nor needs funds, so it constrains nothing."""
     m = legs.shape[0]
     local = {int(g): i for i, g in enumerate(legs.tolist())}
     succ: list[set[int]] = [set() for _ in range(m)]
@@ -93,36 +95,90 @@ def _order_one(legs: np.ndarray, key: np.ndarray, src: np.ndarray, dst: np.ndarr
                 succ[last_of_stream[s]].add(i)
             last_of_stream[s] = i
     for i, u in enumerate(legs.tolist()):  # funds first, where the order is not recorded
-        if dst[u] < 0:
+        if dst[u] < 0 or src[u] == dst[u]:
             continue
         for j, v in enumerate(legs.tolist()):
-            if i != j and src[v] == dst[u] and asset[v] == asset[u] and (
+            if i != j and src[v] == dst[u] and src[v] != dst[v] and asset[v] == asset[u] and (
                     stream[u] == UNKNOWN_STREAM or stream[u] != stream[v]):  # fmt: skip
                 succ[i].add(j)
     for u, v in before:
         if u in local and v in local and u != v:
             succ[local[u]].add(local[v])
-    indeg = [0] * m
-    for i in range(m):
-        for j in succ[i]:
-            indeg[j] += 1
-    ready = [i for i in range(m) if indeg[i] == 0]  # local index = original rank
-    heapq.heapify(ready)
-    done = [False] * m
-    out: list[int] = []
-    while len(out) < m:
-        if ready:
-            i = heapq.heappop(ready)
-            if done[i]:
+    return succ
+
+
+def _components(succ: list[set[int]]) -> list[int]:
+    """Strongly connected component id per node (Tarjan, iterative; graphs of a few legs)."""
+    m = len(succ)
+    index, low, comp = [-1] * m, [0] * m, [-1] * m
+    on_stack = [False] * m
+    stack: list[int] = []
+    counter = n_comp = 0
+    for root in range(m):
+        if index[root] >= 0:
+            continue
+        work = [(root, iter(sorted(succ[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack[root] = True
+        while work:
+            node, it = work[-1]
+            nxt = next(it, None)
+            if nxt is not None:
+                if index[nxt] < 0:
+                    index[nxt] = low[nxt] = counter
+                    counter += 1
+                    stack.append(nxt)
+                    on_stack[nxt] = True
+                    work.append((nxt, iter(sorted(succ[nxt]))))
+                elif on_stack[nxt]:
+                    low[node] = min(low[node], index[nxt])
                 continue
-        else:  # a cycle: its earliest leg goes first
-            i = next(k for k in range(m) if not done[k])
-        done[i] = True
-        out.append(int(legs[i]))
-        for j in succ[i]:
-            indeg[j] -= 1
-            if indeg[j] == 0 and not done[j]:
-                heapq.heappush(ready, j)
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                while True:
+                    w = stack.pop()
+                    on_stack[w] = False
+                    comp[w] = n_comp
+                    if w == node:
+                        break
+                n_comp += 1
+    return comp
+
+
+def _order_one(legs: np.ndarray, key: np.ndarray, src: np.ndarray, dst: np.ndarray, asset: np.ndarray,
+               stream: np.ndarray, before: list[tuple[int, int]]) -> list[int]:  # fmt: skip
+    """A topological order of one transaction's legs (``legs`` sorted by key). Legs that
+    wait for each other (a cycle) form one component and keep their original order; the
+    components are ordered topologically, the earliest ready component first."""
+    succ = _constraints(legs, src, dst, asset, stream, before)
+    comp = _components(succ)
+    n_comp = max(comp) + 1 if comp else 0
+    members: list[list[int]] = [[] for _ in range(n_comp)]
+    for i, c in enumerate(comp):
+        members[c].append(i)  # ascending local index = original order
+    csucc: list[set[int]] = [set() for _ in range(n_comp)]
+    for i, js in enumerate(succ):
+        for j in js:
+            if comp[i] != comp[j]:
+                csucc[comp[i]].add(comp[j])
+    indeg = [0] * n_comp
+    for c in range(n_comp):
+        for d in csucc[c]:
+            indeg[d] += 1
+    ready = [(members[c][0], c) for c in range(n_comp) if indeg[c] == 0]
+    heapq.heapify(ready)
+    out: list[int] = []
+    while ready:
+        _, c = heapq.heappop(ready)
+        out.extend(int(legs[i]) for i in members[c])
+        for d in csucc[c]:
+            indeg[d] -= 1
+            if indeg[d] == 0:
+                heapq.heappush(ready, (members[d][0], d))
     return out
 
 
