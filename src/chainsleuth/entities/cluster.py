@@ -24,7 +24,9 @@ Bitcoin family: heuristics ``multi_input`` (always) plus the chosen change
 heuristics, with CoinJoins tagged and (by default) excluded. Ethereum family:
 ``deposit_reuse`` (re-evaluated over the whole chain each run, since a deposit
 address is only recognised once its sweep target has several; unions already
-applied are no-ops, so only new links add evidence).
+applied are no-ops, so only new links add evidence). Both families also rewrite
+``entities.deposit_addresses`` (deposit address -> sweep target, over the whole chain)
+each run: :func:`.deposit.deposit_addresses` / :func:`.deposit.utxo_deposit_addresses`.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from ..store import Ledger
 from . import coinjoin as cj
 from .batch import ADDRESS_TYPE_SQL, I64, Evidence, UtxoBatch
 from .change import CHANGE_HEURISTICS, change_evidence
-from .deposit import deposit_reuse
+from .deposit import deposit_addresses, deposit_reuse, utxo_deposit_addresses
 from .multi_input import multi_input
 from .schema import SCHEMA, ensure_entities_schema, entities_schema_exists
 from .unionfind import APPLIED, APPLIED_SUPER, REFUSED, UnionFind
@@ -89,6 +91,7 @@ class ClusterRunResult:
     clusters: int = 0
     addresses: int = 0
     seconds: float = 0.0
+    deposit_addresses: int = 0  # account chains: detected deposit addresses (entities.deposit_addresses)
 
 
 # -- loading -------------------------------------------------------------------------
@@ -262,7 +265,7 @@ def _delete_chain_state(ledger: Ledger, chain: str, from_block: int | None) -> N
     con = ledger.con
     if from_block is None:
         for table in ("address_clusters", "cluster_evidence", "clusters", "transaction_tags",
-                      "processed_blocks"):
+                      "processed_blocks", "deposit_addresses"):
             _exec(con, f"DELETE FROM {E}.{table} WHERE chain = ?", [chain])
         return
     _exec(con, f"DELETE FROM {E}.cluster_evidence WHERE chain = ? AND block_number >= ?",
@@ -372,6 +375,8 @@ def cluster_chain(
         "supercluster_threshold": supercluster_threshold,
         "refuse_supercluster": refuse_supercluster,
     }
+    # a run before this key existed wrote no entities.deposit_addresses: the changed settings redo it
+    settings["deposit_addresses"] = family == "bitcoin" or "deposit_reuse" in base
     settings_json = json.dumps(settings, sort_keys=True)
     tip = ledger.tip(chain)
     first_row = _fetch1(ledger.con.execute(f'SELECT min(number) FROM "{chain}".blocks'))
@@ -506,6 +511,9 @@ def _run(
                 }))
             res.transactions += batch.n_tx
             progress.advance(n_blocks, batch.n_tx)
+        # sweeps of single-purpose deposit addresses (whole chain, like deposit_reuse)
+        res.deposit_addresses = _write_deposit_addresses(
+            con, chain, run_id, utxo_deposit_addresses(ledger, chain, last_block=end))
     elif "deposit_reuse" in base:
         asset_row = _fetch1(con.execute(
             'SELECT native_asset FROM "chainsleuth".chains WHERE name = ?', [chain]
@@ -521,6 +529,11 @@ def _run(
         apply(np.array(dep.column("transaction_hash").to_pylist(), dtype=object),
               dep.column("block_number").to_numpy().astype(np.int64) if k else np.zeros(0, np.int64),
               ev)
+        # the deposit addresses themselves (D -> sink E), re-derived over the whole chain
+        # like the evidence; flows/trace.py stops at a D whose E is a tagged service
+        dep_addrs = deposit_addresses(ledger, chain, last_block=end,
+                                      native_asset=str(asset_row[0]) if asset_row else "ETH")
+        res.deposit_addresses = _write_deposit_addresses(con, chain, run_id, dep_addrs)
         row = _fetch1(con.execute(
             f'SELECT count(*) FROM "{chain}".transactions WHERE block_number BETWEEN ? AND ?',
             [start, end]))
@@ -542,6 +555,20 @@ def _run(
          res.refused_merges, res.supercluster_merges],
     )
     return res
+
+
+def _write_deposit_addresses(con: duckdb.DuckDBPyConnection, chain: str, run_id: int, rows: pa.Table) -> int:
+    """Replace the chain's ``entities.deposit_addresses`` with ``rows`` (re-derived over the whole chain)."""
+    _exec(con, f"DELETE FROM {E}.deposit_addresses WHERE chain = ?", [chain])
+    con.register("_cs_dep", rows)
+    try:
+        _exec(con,
+            f"""INSERT INTO {E}.deposit_addresses
+                SELECT ?, address, sink, first_forward_tx, first_forward_block, n_forwards,
+                       heuristic, confidence, ? FROM _cs_dep""", [chain, run_id])
+    finally:
+        con.unregister("_cs_dep")
+    return rows.num_rows
 
 
 def _write_results(

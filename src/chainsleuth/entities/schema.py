@@ -41,6 +41,12 @@ DDL = [
         chain VARCHAR NOT NULL, run_id BIGINT NOT NULL,
         address_a VARCHAR, address_b VARCHAR, transaction_hash VARCHAR, block_number BIGINT,
         heuristic VARCHAR, size_a BIGINT, size_b BIGINT, refused BOOLEAN)""",
+    # Deposit addresses (Victor 2020, entities/deposit.py): D forwards (nearly) all it gets
+    # to one sink E that sweeps several such D. Rewritten by each account-chain run.
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.deposit_addresses (
+        chain VARCHAR NOT NULL, address VARCHAR NOT NULL, sink VARCHAR NOT NULL,
+        first_forward_tx VARCHAR, first_forward_block BIGINT, n_forwards BIGINT,
+        heuristic VARCHAR NOT NULL, confidence DOUBLE, run_id BIGINT)""",
     # Hash of every block a run has processed: a changed or missing hash is a reorg.
     f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.processed_blocks (
         chain VARCHAR NOT NULL, number BIGINT NOT NULL, hash VARCHAR)""",

@@ -37,6 +37,13 @@ STOP_CATEGORIES = (
 )  # fmt: skip
 
 
+# Stop categories whose services keep per-customer deposit addresses that they sweep: a
+# trace ends at such a deposit address (see _deposit_stops). Bridges, mixers and DEXes
+# take value from the user's own address in one call: an address that empties into them
+# is the user's, and the bridge must stay followable.
+DEPOSIT_CATEGORIES = ("exchange", "payment_processor")
+
+
 class SeedError(ConfigError):
     """A seed names no address, transaction or output of the chain."""
 
@@ -177,6 +184,38 @@ def _stop_addresses(ledger: Ledger, chain: str, currency: str, categories: Seque
     return stops
 
 
+def _deposit_stops(ledger: Ledger, chain: str, currency: str, categories: Sequence[str],
+                   stops: set[str]) -> dict[str, str]:
+    """Deposit address -> sweep target, for every detected deposit address of ``chain``
+    (``entities.deposit_addresses``, written by clustering; Victor 2020, see
+    :mod:`chainsleuth.entities.deposit`) whose sweep target is a stop of a
+    :data:`DEPOSIT_CATEGORIES` category (or in the cluster of one).
+
+    Such a D is the service's account for one customer: value reaching it is at the
+    service, and D (not the hot wallet) is whom to ask the service about, so a forward
+    trace ends there. False positives are the heuristic's (a custodian, payment processor
+    or OTC desk pooling customers behind one address; a personal address that happens to
+    forward everything to a tagged service at least once, with the service sweeping at
+    least one other such address): the trace then stops one hop early, at an address
+    that forwards to the service anyway, so the service is still right; only the
+    "deposit address" label is wrong. Empty when clustering has not run.
+    """
+    from ..tags.store import table_exists
+
+    if not stops or not table_exists(ledger, "entities", "deposit_addresses"):
+        return {}
+    services = _stop_addresses(ledger, chain, currency, [c for c in categories if c in DEPOSIT_CATEGORIES])
+    if not services:
+        return {}
+    _temp_list(ledger, "_cs_stop", "address", "VARCHAR", sorted(services))
+    rows = ledger.con.execute(
+        "SELECT d.address, d.sink FROM entities.deposit_addresses d "
+        "JOIN _cs_stop s ON s.address = d.sink WHERE d.chain = ?",
+        [chain],
+    ).fetchall()
+    return {str(a): str(e) for a, e in rows if a not in stops}
+
+
 def _temp_list(ledger: Ledger, table: str, column: str, sql_type: str, values: list[Any]) -> None:
     """A one-column relation from a Python list (an Arrow table registered by name: no copy)."""
     import pyarrow as pa
@@ -264,10 +303,15 @@ def trace(
     if stop_categories is None:
         stop_categories = default_stop_categories(ledger, chain, follow_conversions=follow_conversions and not backward)
     seed_list = [*addresses, *txids, *(f"{t}:{n}" for t, n in outputs)]
+    stops = _stop_addresses(ledger, chain, currency, stop_categories)
+    # forward only: a backward walk never reaches a deposit address without passing its
+    # (stopping) sweep target first
+    deposits = {} if backward else _deposit_stops(ledger, chain, currency, stop_categories, stops)
     ctx = _Ctx(ledger, chain, currency, backward, model, hops if hops is not None else 1 << 29,
                _ts(since), _ts(until), min_value, max_fanout or 0,
-               _stop_addresses(ledger, chain, currency, stop_categories), tuple(stop_categories),
-               follow_conversions and not backward, follow_conversions and follow_bridges and not backward)  # fmt: skip
+               stops | set(deposits), tuple(stop_categories),
+               follow_conversions and not backward, follow_conversions and follow_bridges and not backward,
+               deposits)  # fmt: skip
     if family == "bitcoin":
         res = _trace_utxo(ctx, addresses, txids, outputs)
     else:
@@ -315,6 +359,7 @@ class _Ctx:
     stop_categories: tuple[str, ...] = STOP_CATEGORIES
     follow_conversions: bool = False
     follow_bridges: bool = False
+    deposits: dict[str, str] = dataclasses.field(default_factory=dict)  # deposit address -> service address
 
 
 def _check_known(ctx: _Ctx, addresses: list[str], txids: list[str]) -> tuple[list[str], list[str]]:
@@ -1045,8 +1090,10 @@ def _follow_bridges(ctx: _Ctx, res: TraceResult, bridges: list[dict[str, Any]]) 
     chains = {c["name"]: c for c in ctx.ledger.chains()}
     for dst_chain, group in sorted(by_chain.items()):
         currency = str(chains[dst_chain]["native_asset"])
+        dst_stops = _stop_addresses(ctx.ledger, dst_chain, currency, ctx.stop_categories)
+        dst_deposits = _deposit_stops(ctx.ledger, dst_chain, currency, ctx.stop_categories, dst_stops)
         sub_ctx = dataclasses.replace(ctx, chain=dst_chain, currency=currency,
-                                      stops=_stop_addresses(ctx.ledger, dst_chain, currency, ctx.stop_categories))  # fmt: skip
+                                      stops=dst_stops | set(dst_deposits), deposits=dst_deposits)  # fmt: skip
         coin_seeds = []
         for br in group:
             e: BridgeEdge = br["edge"]
@@ -1232,8 +1279,8 @@ def _annotate_endpoints(ctx: _Ctx, res: TraceResult) -> None:
     from ..tags.store import table_exists
 
     todo = [e for e in res.endpoints if "labels" not in e]  # those of a bridged chain are done
-    addrs = sorted({e["address"] for e in todo})
-    if not addrs:
+    addrs = sorted({e["address"] for e in todo} | {ctx.deposits[e["address"]] for e in todo if e["address"] in ctx.deposits})
+    if not todo:
         res.endpoints.sort(key=lambda e: (-e["value"], e["address"], e["asset"]))
         return
     tags = tags_for_addresses(ctx.ledger, ctx.currency, addrs)
@@ -1252,4 +1299,12 @@ def _annotate_endpoints(ctx: _Ctx, res: TraceResult) -> None:
         e["labels"] = sorted({str(t["label"]) for t in ts})
         cats = [str(t["category"]) for t in ts if t["category"]]
         e["category"] = cats[0] if cats else None
+        service = ctx.deposits.get(e["address"])
+        if service is not None:  # a deposit address: name the service it sweeps to
+            sts = by_addr.get(service.lower(), [])
+            names = sorted({str(t["label"]) for t in sts}) or [service]
+            e["labels"] = sorted({*e["labels"], *(f"deposit address of {n}" for n in names)})
+            scats = [str(t["category"]) for t in sts if t["category"]]
+            e["category"] = scats[0] if scats else e["category"]
+            e["service_address"] = service
     res.endpoints.sort(key=lambda e: (-e["value"], e["address"], e["asset"]))
