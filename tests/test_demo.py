@@ -264,8 +264,14 @@ def test_shipped_dataset_main_job(tmp_path: Path) -> None:
         (fwd,) = led.con.execute(
             'SELECT amount FROM "ethereum_lab".transfers WHERE from_address = ? AND to_address = ? AND kind = ?',
             [fp["address"], fp["service_address"], "native"]).fetchall()  # fmt: skip
+        # the scorer credits that endpoint's value to the desk it names (service_address):
+        # everything that did not come out of the mixer is found, to the wei, plus the gas the
+        # thief address paid out of that value to forward it (the endpoint holds it, the desk
+        # never got it; it is inside the desk's mixer-sourced truth, so the cap lets it count)
         found, truth = ev.service_recall()["ETH"]
-        assert found + int(fwd[0]) == truth - ev.from_mixer["ETH"] and found > 0
+        gas = int(fp["value"]) - int(fwd[0])
+        assert 0 < gas < 10**15  # about 21,000 gas
+        assert found == truth - ev.from_mixer["ETH"] + gas
         assert all(e["labels"][0].startswith("deposit address of ") for e in ends if e["address"] != fp["address"]
                    and "mixer" not in e["labels"][0])  # fmt: skip
         btc_found, btc_truth = ev.service_recall()["BTC"]

@@ -14,7 +14,8 @@ Measures (all exact integers; ratios as ``Fraction``):
   endpoints of that kind, how much the trace put there. Service kinds (exchange, otc,
   mixer) are matched against the trace's endpoints, ``unspent`` against its holdings; per
   address the credit is capped at the true value, so over-attribution elsewhere cannot
-  buy recall. The headline is the **service recall** (exchange + OTC: what an
+  buy recall. An endpoint that is a deposit address (``service_address`` set by the
+  trace) also delivers its value to that service address. The headline is the **service recall** (exchange + OTC: what an
   investigator can ask a service to freeze), per asset.
 * **endpoint precision**: of the endpoints the trace flagged (address with traced value
   > ``min_value``), how many are true endpoints (count), and how much of the flagged
@@ -213,7 +214,12 @@ def evaluate_against(
         for a, v in res.fees.items():
             traced_fees[_norm(a)] += int(v)
         for e in res.endpoints:
-            traced_end[(_norm(e.get("chain", res.chain)), _norm(e["address"]), _norm(e["asset"]))] += int(e["value"])
+            chain = _norm(e.get("chain", res.chain))
+            traced_end[(chain, _norm(e["address"]), _norm(e["asset"]))] += int(e["value"])
+            if e.get("service_address"):
+                # a deposit-address endpoint: the trace states the value goes on to this
+                # service address (the deposit sweeps there), so it is delivered there too
+                traced_in[(chain, _norm(e["service_address"]), _norm(e["asset"]))] += int(e["value"])
         for h in res.holdings:
             if h.get("address") is None:
                 continue
