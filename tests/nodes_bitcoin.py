@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from chainsleuth.lab.nodes import free_port  # one port picker for the lab and the tests
 
 REPO = Path(__file__).resolve().parent.parent
 NODE_DIR = REPO / ".nodes" / "bitcoin"
@@ -46,12 +47,6 @@ def install_bitcoind() -> Path:
         if proc.returncode != 0:
             pytest.skip(f"cannot install bitcoind: {proc.stderr.strip()[-500:]}")
     return NODE_DIR
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class BitcoinNode:

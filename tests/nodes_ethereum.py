@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -23,6 +22,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+
+from chainsleuth.lab.nodes import free_port  # one port picker for the lab and the tests
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_DIR = Path(os.environ.get("CHAINSLEUTH_ANVIL_DIR", ROOT / ".nodes" / "anvil"))
@@ -40,12 +41,6 @@ def install_anvil() -> Path:
     if proc.returncode != 0:
         pytest.skip(f"could not install anvil: {proc.stderr.strip()[-400:]}")
     return Path(proc.stdout.strip().splitlines()[-1])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- ABI encoding, just what the tests need ------------------------------------------------

@@ -382,19 +382,11 @@ def _native_asset(ledger: Ledger, chain: str) -> str:
     raise AssertionError
 
 
-def _table_exists(ledger: Ledger, schema: str, table: str) -> bool:
-    row = ledger.con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [schema, table],
-    ).fetchone()
-    return bool(row and row[0])
-
-
 def _build_category_map(ledger: Ledger, chain: str, min_confidence: int) -> int:
     """Temp table ``_xp_cat(address, cat)``: each labelled address's category index."""
     con = ledger.con
     con.execute("CREATE OR REPLACE TEMP TABLE _xp_cat (address VARCHAR, cat INTEGER)")
-    if not _table_exists(ledger, "tags", "tags"):
+    if not ledger.has_table("tags", "tags"):
         return 0
     currency = _native_asset(ledger, chain).upper()
     currencies = list(_ETH_NETWORK) if currency == "ETH" else [currency]
@@ -405,7 +397,7 @@ def _build_category_map(ledger: Ledger, chain: str, min_confidence: int) -> int:
               FROM tags.tags WHERE currency IN ({ph}) AND confidence_level >= ?) t
         JOIN (VALUES {mapping_sql_values()}) m(concept, cat) ON m.concept = t.concept
         GROUP BY t.address"""
-    if _table_exists(ledger, "entities", "address_clusters"):
+    if ledger.has_table("entities", "address_clusters"):
         # the entity's category (highest priority among its addresses) goes to all of them
         con.execute(
             f"""INSERT INTO _xp_cat
@@ -700,7 +692,7 @@ def build_exposure(
             [chain],
         )
         entity_rows = 0
-        if _table_exists(ledger, "entities", "address_clusters"):
+        if ledger.has_table("entities", "address_clusters"):
             con.execute(
                 f"""INSERT INTO {SCHEMA}.entity_exposure
                 WITH tot AS (SELECT ac.cluster_id, t.asset, sum(t.total_in) AS tin, sum(t.total_out) AS tout

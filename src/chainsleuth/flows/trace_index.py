@@ -92,16 +92,9 @@ def ledger_key(ledger: Ledger, chain: str) -> str:
     return f"v{LAYOUT}:{tip[0] if tip else -1}:{tip[1] if tip else ''}:" + ",".join(str(c) for c in (counts or ()))
 
 
-def _table_exists(ledger: Ledger, schema: str, table: str) -> bool:
-    row = ledger.con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, table]
-    ).fetchone()  # fmt: skip
-    return bool(row and row[0])
-
-
 def index_info(ledger: Ledger, chain: str) -> dict[str, Any] | None:
     """The stored index row of ``chain`` (key, legs, fits_int64, built_at, build_s), or None."""
-    if not _table_exists(ledger, SCHEMA, "trace_indexes"):
+    if not ledger.has_table(SCHEMA, "trace_indexes"):
         return None
     row = ledger.con.execute(
         f"SELECT key, legs, fits_int64, built_at, build_s FROM {INDEX_TABLE} WHERE chain = ?", [chain]
@@ -160,7 +153,7 @@ def build_index(ledger: Ledger, chain: str) -> dict[str, Any]:
 def drop_index(ledger: Ledger, chain: str) -> None:
     """Remove the trace index of ``chain`` (it is rebuilt by the next trace)."""
     shutil.rmtree(sidecar_dir(ledger, chain), ignore_errors=True)
-    if not _table_exists(ledger, SCHEMA, "trace_indexes"):
+    if not ledger.has_table(SCHEMA, "trace_indexes"):
         return
     for k in ("legs", "addresses", "assets"):
         ledger.con.execute(f'DROP TABLE IF EXISTS "{SCHEMA}"."trace_{k}_{chain}"')

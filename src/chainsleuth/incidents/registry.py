@@ -277,11 +277,7 @@ def add_incident(ledger: Ledger, incident: Incident, *, replace_existing: bool =
 
 
 def _has_schema(ledger: Ledger) -> bool:
-    row = ledger.con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = 'incidents'",
-        [SCHEMA],
-    ).fetchone()
-    return bool(row and row[0])
+    return ledger.has_table(SCHEMA, "incidents")
 
 
 _COLS = ("incident_id, date, date_precision, victim, victim_type, country, amount_usd, assets, chains, "

@@ -179,7 +179,4 @@ def price_imports(ledger: Ledger) -> list[dict[str, object]]:
 
 
 def _has_table(ledger: Ledger) -> bool:
-    row = ledger.con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = 'daily'", [SCHEMA]
-    ).fetchone()
-    return bool(row and row[0])
+    return ledger.has_table(SCHEMA, "daily")

@@ -107,22 +107,16 @@ def _base_units(amount: int, price: Decimal, decimals: int) -> Decimal:
 
 def _wrapped_natives(ledger: Ledger) -> set[str]:
     out = {WETH, "eth"}
-    if _table(ledger, "flows", "pools"):
+    if ledger.has_table("flows", "pools"):
         out |= {str(r[0]).lower() for r in ledger.con.execute(
             "SELECT token1 FROM flows.pools WHERE protocol = 'wrapped_native'").fetchall()}  # fmt: skip
     return out
 
 
-def _table(ledger: Ledger, schema: str, table: str) -> bool:
-    row = ledger.con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                             [schema, table]).fetchone()  # fmt: skip
-    return bool(row and row[0])
-
-
 def dex_price(ledger: Ledger, token: str, at: datetime | None) -> tuple[Fraction, date, str] | None:
     """USD per *base unit* of ``token`` from the last swaps against WETH/ETH or a
     stablecoin before ``at`` (None: the latest swaps): (price, day, source)."""
-    if not _table(ledger, "flows", "swaps"):
+    if not ledger.has_table("flows", "swaps"):
         return None
     token = token.lower()
     wrapped = _wrapped_natives(ledger)

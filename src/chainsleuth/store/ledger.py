@@ -200,6 +200,14 @@ class Ledger:
         rows = self.con.execute(f'SELECT count(*) FROM "{chain}"."{table}"').fetchall()
         return int(rows[0][0])
 
+    def has_table(self, schema: str, table: str) -> bool:
+        """Whether ``schema.table`` exists in this ledger (any layer's tables)."""
+        row = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [schema, table],
+        ).fetchone()
+        return bool(row and row[0])
+
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         """Run SQL and return an Arrow table."""
         return self.con.sql(sql, params=params or None).to_arrow_table()

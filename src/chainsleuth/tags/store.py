@@ -68,11 +68,7 @@ def ensure_schema(ledger: Ledger) -> None:
 
 
 def table_exists(ledger: Ledger, schema: str, table: str) -> bool:
-    row = ledger.con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [schema, table],
-    ).fetchone()
-    return bool(row and row[0])
+    return ledger.has_table(schema, table)
 
 
 @dataclass
